@@ -1,0 +1,20 @@
+"""Small fftconv / short_conv calls for compute-sanitizer (every kernel variant, odd shapes)."""
+import torch
+
+import longconv_models as lcm
+
+for N in (256, 1024, 4096, 32768):
+    for dtype in (torch.bfloat16, torch.float16):
+        L = N // 2 - 1
+        u = torch.randn(3, 3, L, device="cuda", dtype=dtype, requires_grad=True)
+        g = torch.randn(3, 3, L, device="cuda", dtype=dtype, requires_grad=True)
+        k = torch.randn(3, L, device="cuda", requires_grad=True)
+        y = lcm.fftconv(u, k, pre_gate=g, post_gate=g, fft_size=N)
+        y.sum().backward()
+        assert lcm.last_backend("fftconv_bwd")[0] == "cuda"
+for cl in (False, True):
+    x = torch.randn(2, 37, 13, device="cuda", dtype=torch.bfloat16, requires_grad=True)
+    w = torch.randn(37 if not cl else 13, 4, device="cuda", requires_grad=True)
+    lcm.short_conv(x, w, channels_last=cl).sum().backward()
+torch.cuda.synchronize()
+print("sanitize cases done")

@@ -1,0 +1,193 @@
+// Torch entry points of the CUDA kernels: argument checks, allocation, launches.
+// The Python layer (longconv_models.ops) validates user input first; the checks here guard the
+// kernels themselves, so that a misuse from Python is an exception, never a CUDA fault.
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/extension.h>
+
+#include "fftconv/fftconv.h"
+#include "shortconv/shortconv.h"
+
+namespace {
+
+using longconv::fftconv::DType;
+using longconv::fftconv::Params;
+
+#define CHECK_CUDA_TENSOR(x, name)                                                    \
+  TORCH_CHECK((x).is_cuda(), name " must be a CUDA tensor");                          \
+  TORCH_CHECK((x).is_contiguous(), name " must be contiguous")
+
+void check_like(const torch::Tensor& t, const torch::Tensor& ref, const char* name) {
+  CHECK_CUDA_TENSOR(t, "tensor");
+  TORCH_CHECK(t.device() == ref.device(), name, " is on ", t.device(), " but the input is on ", ref.device());
+  TORCH_CHECK(t.sizes() == ref.sizes(), name, " has shape ", t.sizes(), ", expected ", ref.sizes());
+  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), name, " has dtype ", t.scalar_type(), ", expected ",
+              ref.scalar_type());
+}
+
+DType kernel_dtype(const torch::Tensor& u) {
+  if (u.scalar_type() == torch::kBFloat16) return DType::kBF16;
+  TORCH_CHECK(u.scalar_type() == torch::kHalf, "fftconv kernel takes bf16 or fp16 inputs, got ", u.scalar_type());
+  return DType::kFP16;
+}
+
+bool aligned16(const void* ptr) { return ptr == nullptr || reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
+
+Params make_params(const torch::Tensor& u, const torch::Tensor& k_slots, const c10::optional<torch::Tensor>& pre,
+                   const c10::optional<torch::Tensor>& post, const torch::Tensor& tw_stage,
+                   const torch::Tensor& tw_core, int64_t fft_size) {
+  CHECK_CUDA_TENSOR(u, "u");
+  TORCH_CHECK(u.dim() == 3, "u must be (B, H, L), got ", u.sizes());
+  kernel_dtype(u);
+  const int64_t B = u.size(0), H = u.size(1), L = u.size(2);
+  TORCH_CHECK(B > 0 && H > 0 && L > 0, "u is empty: ", u.sizes());
+  TORCH_CHECK(fft_size >= 256 && fft_size <= 32768 && (fft_size & (fft_size - 1)) == 0,
+              "fft_size must be a power of two in [256, 32768], got ", fft_size);
+  TORCH_CHECK(L <= fft_size, "L=", L, " exceeds fft_size=", fft_size);
+  TORCH_CHECK(H <= 65535 * 1024 && B < (int64_t(1) << 31), "tensor too large");
+  CHECK_CUDA_TENSOR(k_slots, "k_slots");
+  TORCH_CHECK(k_slots.scalar_type() == torch::kFloat32 && k_slots.dim() == 3 && k_slots.size(0) == H &&
+                  k_slots.size(1) == fft_size && k_slots.size(2) == 2,
+              "k_slots must be (H, fft_size, 2) float32, got ", k_slots.sizes(), " ", k_slots.scalar_type());
+  for (const auto* tw : {&tw_stage, &tw_core}) {
+    CHECK_CUDA_TENSOR(*tw, "twiddle table");
+    TORCH_CHECK(tw->scalar_type() == torch::kFloat32 && tw->numel() == 16 * 32 * 8 * 2, "bad twiddle table");
+  }
+  TORCH_CHECK(k_slots.device() == u.device() && tw_stage.device() == u.device() && tw_core.device() == u.device(),
+              "k_slots and twiddles must be on u's device");
+  if (pre) check_like(*pre, u, "pre_gate");
+  if (post) check_like(*post, u, "post_gate");
+
+  Params p{};
+  p.B = static_cast<int>(B);
+  p.H = static_cast<int>(H);
+  p.L = static_cast<int>(L);
+  p.N = static_cast<int>(fft_size);
+  p.u = u.data_ptr();
+  p.pre = pre ? pre->data_ptr() : nullptr;
+  p.post = post ? post->data_ptr() : nullptr;
+  p.k_slots = reinterpret_cast<const float2*>(k_slots.data_ptr<float>());
+  p.tw_stage = reinterpret_cast<const float2*>(tw_stage.data_ptr<float>());
+  p.tw_core = reinterpret_cast<const float2*>(tw_core.data_ptr<float>());
+  return p;
+}
+
+void finish_vec_ok(Params& p, std::initializer_list<const void*> ptrs) {
+  bool ok = p.L % 8 == 0;
+  for (const void* ptr : ptrs) ok = ok && aligned16(ptr);
+  p.vec_ok = ok;
+}
+
+torch::Tensor fftconv_fwd(const torch::Tensor& u, const torch::Tensor& k_slots,
+                          const c10::optional<torch::Tensor>& pre, const c10::optional<torch::Tensor>& post,
+                          const torch::Tensor& tw_stage, const torch::Tensor& tw_core, int64_t fft_size) {
+  Params p = make_params(u, k_slots, pre, post, tw_stage, tw_core, fft_size);
+  const c10::cuda::CUDAGuard guard(u.device());
+  auto y = torch::empty_like(u);
+  p.y = y.data_ptr();
+  finish_vec_ok(p, {p.u, p.pre, p.post, p.y});
+  const cudaError_t err = longconv::fftconv::launch_forward(p, kernel_dtype(u), c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "fftconv forward launch failed: ", cudaGetErrorString(err));
+  return y;
+}
+
+std::vector<torch::Tensor> fftconv_bwd(const torch::Tensor& dy, const torch::Tensor& u,
+                                       const torch::Tensor& k_slots, const c10::optional<torch::Tensor>& pre,
+                                       const c10::optional<torch::Tensor>& post, const torch::Tensor& tw_stage,
+                                       const torch::Tensor& tw_core, int64_t fft_size) {
+  Params p = make_params(u, k_slots, pre, post, tw_stage, tw_core, fft_size);
+  check_like(dy, u, "dy");
+  const c10::cuda::CUDAGuard guard(u.device());
+  const DType dtype = kernel_dtype(u);
+  const auto geo = longconv::fftconv::geometry(p, /*backward=*/true, dtype);
+  auto f32 = u.options().dtype(torch::kFloat32);
+  auto du = torch::empty_like(u);
+  auto dpre = pre ? torch::empty_like(u) : torch::empty({0}, u.options());
+  auto dpost = post ? torch::empty_like(u) : torch::empty({0}, u.options());
+  auto s_partial = torch::zeros({geo.chunks, p.H, geo.pairs_per_step, p.N, 2}, f32);
+  auto x_scratch = torch::empty({int64_t(geo.chunks) * p.H * geo.pairs_per_step * p.N * 2}, f32);
+  p.dy = dy.data_ptr();
+  p.du = du.data_ptr();
+  p.dpre = pre ? dpre.data_ptr() : nullptr;
+  p.dpost = post ? dpost.data_ptr() : nullptr;
+  p.s_partial = reinterpret_cast<float2*>(s_partial.data_ptr<float>());
+  p.x_scratch = reinterpret_cast<float2*>(x_scratch.data_ptr<float>());
+  finish_vec_ok(p, {p.u, p.pre, p.post, p.dy, p.du, p.dpre, p.dpost});
+  const cudaError_t err = longconv::fftconv::launch_backward(p, dtype, c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "fftconv backward launch failed: ", cudaGetErrorString(err));
+  return {du, s_partial, dpre, dpost};
+}
+
+// ---- short depthwise conv ------------------------------------------------------------------
+
+longconv::shortconv::DType short_dtype(const torch::Tensor& x) {
+  switch (x.scalar_type()) {
+    case torch::kFloat32: return longconv::shortconv::DType::kF32;
+    case torch::kBFloat16: return longconv::shortconv::DType::kBF16;
+    case torch::kHalf: return longconv::shortconv::DType::kFP16;
+    default: TORCH_CHECK(false, "short conv kernel takes fp32/bf16/fp16 inputs, got ", x.scalar_type());
+  }
+}
+
+longconv::shortconv::Params short_params(const torch::Tensor& x, int64_t K, int64_t pad_left, bool channels_last) {
+  CHECK_CUDA_TENSOR(x, "x");
+  TORCH_CHECK(x.dim() == 3, "x must be 3-D, got ", x.sizes());
+  TORCH_CHECK(K >= 1 && K <= longconv::shortconv::kMaxWidth, "kernel size must be in [1, 8], got ", K);
+  TORCH_CHECK(pad_left >= 0 && pad_left < K, "pad_left must be in [0, K), got ", pad_left);
+  longconv::shortconv::Params p{};
+  p.B = static_cast<int>(x.size(0));
+  p.H = static_cast<int>(channels_last ? x.size(2) : x.size(1));
+  p.L = static_cast<int>(channels_last ? x.size(1) : x.size(2));
+  TORCH_CHECK(p.B > 0 && p.H > 0 && p.L > 0, "x is empty: ", x.sizes());
+  p.K = static_cast<int>(K);
+  p.pad_left = static_cast<int>(pad_left);
+  p.channels_last = channels_last;
+  p.x = x.data_ptr();
+  return p;
+}
+
+torch::Tensor shortconv_fwd(const torch::Tensor& x, const torch::Tensor& w, const c10::optional<torch::Tensor>& bias,
+                            int64_t pad_left, bool channels_last) {
+  CHECK_CUDA_TENSOR(w, "weight");
+  TORCH_CHECK(w.dim() == 2 && w.scalar_type() == torch::kFloat32, "weight must be (H, K) float32");
+  auto p = short_params(x, w.size(1), pad_left, channels_last);
+  TORCH_CHECK(w.size(0) == p.H && w.device() == x.device(), "weight must be (H, K) on x's device");
+  if (bias) {
+    CHECK_CUDA_TENSOR(*bias, "bias");
+    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == p.H && bias->scalar_type() == torch::kFloat32 &&
+                    bias->device() == x.device(),
+                "bias must be (H,) float32 on x's device");
+  }
+  const c10::cuda::CUDAGuard guard(x.device());
+  auto y = torch::empty_like(x);
+  p.w = w.data_ptr<float>();
+  p.bias = bias ? bias->data_ptr<float>() : nullptr;
+  p.y = y.data_ptr();
+  const cudaError_t err = longconv::shortconv::launch_forward(p, short_dtype(x), c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "short conv launch failed: ", cudaGetErrorString(err));
+  return y;
+}
+
+torch::Tensor shortconv_wgrad(const torch::Tensor& x, const torch::Tensor& dy, int64_t K, int64_t pad_left,
+                              bool channels_last) {
+  auto p = short_params(x, K, pad_left, channels_last);
+  check_like(dy, x, "dy");
+  const c10::cuda::CUDAGuard guard(x.device());
+  auto partial = torch::empty({longconv::shortconv::weight_grad_partials(p), p.H, K + 1},
+                              x.options().dtype(torch::kFloat32));
+  p.dy = dy.data_ptr();
+  p.dw_partial = partial.data_ptr<float>();
+  const cudaError_t err = longconv::shortconv::launch_weight_grad(p, short_dtype(x), c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "short conv weight-grad launch failed: ", cudaGetErrorString(err));
+  return partial;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "longconv_models CUDA kernels";
+  m.def("fftconv_fwd", &fftconv_fwd, "fused FFT convolution, forward");
+  m.def("fftconv_bwd", &fftconv_bwd, "fused FFT convolution, backward");
+  m.def("shortconv_fwd", &shortconv_fwd, "short depthwise conv1d (also its input gradient)");
+  m.def("shortconv_wgrad", &shortconv_wgrad, "short depthwise conv1d weight/bias gradient partial sums");
+}

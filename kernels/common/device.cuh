@@ -1,0 +1,129 @@
+// Device primitives shared by the kernels: tensor-core mma, ldmatrix, 16-bit packing, complex
+// arithmetic and vector loads of 16-bit elements.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cstdint>
+
+namespace longconv {
+
+// ---- 16-bit element types ---------------------------------------------------------------------
+template <typename T> struct Half2;
+template <> struct Half2<__nv_bfloat16> { using type = __nv_bfloat162; };
+template <> struct Half2<__half> { using type = __half2; };
+
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_float(float x) { return x; }
+template <typename T> __device__ __forceinline__ T from_float(float x);
+template <> __device__ __forceinline__ float from_float<float>(float x) { return x; }
+template <> __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+template <> __device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
+
+// Two floats -> one 32-bit register of two 16-bit values (lo in the low half), as mma expects.
+template <typename T> __device__ __forceinline__ uint32_t pack2(float lo, float hi);
+template <> __device__ __forceinline__ uint32_t pack2<__nv_bfloat16>(float lo, float hi) {
+  __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+template <> __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi) {
+  __half2 v = __floats2half2_rn(lo, hi);
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+template <typename T> __device__ __forceinline__ float2 unpack2(uint32_t v) {
+  typename Half2<T>::type h = *reinterpret_cast<typename Half2<T>::type*>(&v);
+  return make_float2(to_float(h.x), to_float(h.y));
+}
+
+// ---- tensor cores -------------------------------------------------------------------------------
+// d += a * b for one m16n8k16 tile, fp32 accumulation. a: 4 regs (16x16 row-major), b: 2 regs.
+template <typename T>
+__device__ __forceinline__ void mma_16816(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1);
+
+template <>
+__device__ __forceinline__ void mma_16816<__nv_bfloat16>(float (&d)[4], const uint32_t (&a)[4], uint32_t b0,
+                                                          uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+template <>
+__device__ __forceinline__ void mma_16816<__half>(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Four transposed 8x8 16-bit matrices from shared memory; lane l gives the address of row l%8 of
+// matrix l/8; register m receives (M_m[2t][g], M_m[2t+1][g]) with g = lane/4, t = lane%4.
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* smem_row) {
+  const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(smem_row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
+
+// ---- complex helpers ----------------------------------------------------------------------------
+__device__ __forceinline__ float2 cmul(float2 a, float2 b) {
+  return make_float2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
+}
+__device__ __forceinline__ float2 cmul_conj(float2 a, float2 b) {  // a * conj(b)
+  return make_float2(a.x * b.x + a.y * b.y, a.y * b.x - a.x * b.y);
+}
+// exp(-2*pi*i * num / den) for 0 <= num < den, with the argument reduced to [-pi, pi).
+__device__ __forceinline__ float2 unit_root(int num, int den) {
+  float x = -2.f * static_cast<float>(num) / static_cast<float>(den);  // in units of pi, (-2, 0]
+  if (x < -1.f) x += 2.f;
+  float s, c;
+  __sincosf(x * 3.14159265358979f, &s, &c);
+  return make_float2(c, s);
+}
+__device__ __forceinline__ float2 unit_root_accurate(int num, int den) {
+  float s, c;
+  sincospif(-2.f * static_cast<float>(num % den) / static_cast<float>(den), &s, &c);
+  return make_float2(c, s);
+}
+
+// ---- global memory: V consecutive 16-bit elements ---------------------------------------------
+template <int V> struct VecBits;
+template <> struct VecBits<2> { using type = uint32_t; };
+template <> struct VecBits<4> { using type = uint2; };
+template <> struct VecBits<8> { using type = uint4; };
+
+// Loads elements [pos, pos+V) of a row of length L as floats; out-of-range elements read as 0.
+// `vec_ok`: the row start is aligned so that a full in-range vector can be loaded in one access.
+template <typename T, int V>
+__device__ __forceinline__ void load_row(float (&out)[V], const T* __restrict__ row, int pos, int L, bool vec_ok) {
+  if (vec_ok && pos + V <= L) {
+    typename VecBits<V>::type bits = __ldg(reinterpret_cast<const typename VecBits<V>::type*>(row + pos));
+    const T* e = reinterpret_cast<const T*>(&bits);
+#pragma unroll
+    for (int v = 0; v < V; ++v) out[v] = to_float(e[v]);
+  } else {
+#pragma unroll
+    for (int v = 0; v < V; ++v) out[v] = (pos + v < L) ? to_float(row[pos + v]) : 0.f;
+  }
+}
+
+template <typename T, int V>
+__device__ __forceinline__ void store_row(T* __restrict__ row, const float (&in)[V], int pos, int L, bool vec_ok) {
+  if (vec_ok && pos + V <= L) {
+    typename VecBits<V>::type bits;
+    T* e = reinterpret_cast<T*>(&bits);
+#pragma unroll
+    for (int v = 0; v < V; ++v) e[v] = from_float<T>(in[v]);
+    *reinterpret_cast<typename VecBits<V>::type*>(row + pos) = bits;
+  } else {
+#pragma unroll
+    for (int v = 0; v < V; ++v)
+      if (pos + v < L) row[pos + v] = from_float<T>(in[v]);
+  }
+}
+
+}  // namespace longconv

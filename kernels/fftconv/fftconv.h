@@ -1,0 +1,50 @@
+// Parameters of the fused FFT-convolution kernels, shared by the host binding and the device
+// code (no torch headers here, so the .cu files compile quickly).
+#pragma once
+
+#include <cstdint>
+#include <cuda_runtime.h>
+
+namespace longconv::fftconv {
+
+enum class DType : int { kBF16 = 0, kFP16 = 1 };
+
+struct Params {
+  // Sequences are (B, H, L) row-major tensors of 16-bit elements; the filter has H channels.
+  int B, H, L;
+  int N;                // FFT size (power of two, 256 .. 32768)
+  int pairs_per_step;   // P: pairs of batch rows a block transforms at once
+  bool vec_ok;          // every row start is 16-byte aligned (L % 8 == 0 and aligned bases)
+
+  // Forward: y = post * conv(pre * u). Backward pass inputs reuse u/pre/post.
+  const void* u = nullptr;
+  const void* pre = nullptr;   // optional
+  const void* post = nullptr;  // optional
+  void* y = nullptr;
+
+  // Backward.
+  const void* dy = nullptr;
+  void* du = nullptr;
+  void* dpre = nullptr;        // optional (with pre)
+  void* dpost = nullptr;       // optional (with post)
+  float2* x_scratch = nullptr; // (grid blocks, P, N): spectra of pass 1, private to each block
+  float2* s_partial = nullptr; // (chunks, H, P, N): per-block filter-gradient accumulators
+
+  const float2* k_slots = nullptr;   // (H, N) full filter spectrum in kernel slot order
+  const float2* tw_stage = nullptr;  // (16, 32, 8) radix-16 stage twiddles, lane order
+  const float2* tw_core = nullptr;   // (16, 32, 8) the same twiddles at the core's output slots
+};
+
+// Launch geometry the host needs to allocate the backward's scratch buffers.
+struct Geometry {
+  int pairs_per_step;
+  int chunks;        // grid.y: blocks per channel
+  int threads;
+  int smem_bytes;
+};
+
+Geometry geometry(const Params& p, bool backward, DType dtype);
+cudaError_t launch_forward(const Params& p, DType dtype, cudaStream_t stream);
+cudaError_t launch_backward(const Params& p, DType dtype, cudaStream_t stream);
+
+}  // namespace longconv::fftconv

@@ -1,0 +1,25 @@
+// Forward instantiations: 2 dtypes x 4 first-stage radices.
+#include "fftconv_launch.cuh"
+
+namespace longconv::fftconv {
+
+template <typename T, int R0>
+struct ForwardKernel {
+  static auto get() { return &fftconv_forward_kernel<T, R0>; }
+};
+
+Geometry geometry_forward(const Params& p, DType dtype) {
+  Geometry geo{};
+  with_kernel<ForwardKernel>(p.N, dtype, [&](auto kernel) {
+    geo = geometry_of(kernel, p, 2);
+    return cudaSuccess;
+  });
+  return geo;
+}
+
+cudaError_t launch_forward(const Params& p, DType dtype, cudaStream_t stream) {
+  const Geometry geo = geometry_forward(p, dtype);
+  return with_kernel<ForwardKernel>(p.N, dtype, [&](auto kernel) { return launch_with(kernel, p, geo, stream); });
+}
+
+}  // namespace longconv::fftconv

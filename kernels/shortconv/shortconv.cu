@@ -1,0 +1,290 @@
+// Short depthwise conv1d kernels: forward (also used for the input gradient) and the
+// weight/bias-gradient reduction, in channels-first and channels-last layouts.
+#include <algorithm>
+
+#include "../common/device.cuh"
+#include "shortconv.h"
+
+namespace longconv::shortconv {
+namespace {
+
+// ---- channels-first (B, H, L): a block owns kTile timesteps of one row ----------------------
+constexpr int kThreadsCF = 128;
+constexpr int kPerThreadCF = 8;
+constexpr int kTile = kThreadsCF * kPerThreadCF;
+
+// Stage x[row, t0 - pad_left .. t0 + kTile + K - 1 - pad_left) in shared memory (zeros outside).
+template <typename T>
+__device__ __forceinline__ void stage_window(float* xs, const T* __restrict__ row, int t0, const Params& p) {
+  const int start = t0 - p.pad_left;
+  for (int i = threadIdx.x; i < kTile + p.K - 1; i += kThreadsCF) {
+    const int t = start + i;
+    xs[i] = (t >= 0 && t < p.L) ? to_float(row[t]) : 0.f;
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreadsCF) forward_cf(const __grid_constant__ Params p) {
+  __shared__ float xs[kTile + kMaxWidth];
+  const int chunks = (p.L + kTile - 1) / kTile;
+  const int64_t row = blockIdx.x / chunks;  // b * H + h
+  const int t0 = (blockIdx.x % chunks) * kTile;
+  const int h = static_cast<int>(row % p.H);
+  stage_window(xs, static_cast<const T*>(p.x) + row * p.L, t0, p);
+  float w[kMaxWidth];
+#pragma unroll
+  for (int j = 0; j < kMaxWidth; ++j) w[j] = j < p.K ? p.w[h * p.K + j] : 0.f;
+  const float b = p.bias ? p.bias[h] : 0.f;
+  __syncthreads();
+  T* y = static_cast<T*>(p.y) + row * p.L;
+#pragma unroll
+  for (int v = 0; v < kPerThreadCF; ++v) {
+    const int i = threadIdx.x + v * kThreadsCF;  // strided: conflict-free reads, coalesced stores
+    if (t0 + i >= p.L) break;
+    float acc = b;
+#pragma unroll
+    for (int j = 0; j < kMaxWidth; ++j) acc += w[j] * xs[i + j];  // w[j] = 0 for j >= K
+    y[t0 + i] = from_float<T>(acc);
+  }
+}
+
+template <typename T>
+__global__ void __launch_bounds__(kThreadsCF) weight_grad_cf(const __grid_constant__ Params p) {
+  __shared__ float xs[kTile + kMaxWidth];
+  __shared__ float red[kThreadsCF / 32][kMaxWidth + 1];
+  const int chunks = (p.L + kTile - 1) / kTile;
+  const int64_t row = blockIdx.x / chunks;
+  const int chunk = blockIdx.x % chunks, t0 = chunk * kTile;
+  const int h = static_cast<int>(row % p.H), b = static_cast<int>(row / p.H);
+  stage_window(xs, static_cast<const T*>(p.x) + row * p.L, t0, p);
+  __syncthreads();
+  const T* dy = static_cast<const T*>(p.dy) + row * p.L;
+  float acc[kMaxWidth + 1] = {};
+#pragma unroll
+  for (int v = 0; v < kPerThreadCF; ++v) {
+    const int i = threadIdx.x + v * kThreadsCF;
+    if (t0 + i >= p.L) break;
+    const float g = to_float(dy[t0 + i]);
+#pragma unroll
+    for (int j = 0; j < kMaxWidth; ++j) acc[j] += g * xs[i + j];
+    acc[kMaxWidth] += g;
+  }
+  // block reduction: warp shuffles, then one value per warp through shared memory
+#pragma unroll
+  for (int j = 0; j <= kMaxWidth; ++j)
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) acc[j] += __shfl_xor_sync(0xffffffffu, acc[j], o);
+  const int warp = threadIdx.x >> 5;
+  if ((threadIdx.x & 31) == 0)
+#pragma unroll
+    for (int j = 0; j <= kMaxWidth; ++j) red[warp][j] = acc[j];
+  __syncthreads();
+  if (threadIdx.x <= p.K) {
+    const int j = threadIdx.x == p.K ? kMaxWidth : threadIdx.x;  // last column: bias
+    float s = 0.f;
+#pragma unroll
+    for (int w = 0; w < kThreadsCF / 32; ++w) s += red[w][j];
+    p.dw_partial[((static_cast<int64_t>(b) * chunks + chunk) * p.H + h) * (p.K + 1) + threadIdx.x] = s;
+  }
+}
+
+// ---- channels-last (B, L, H): a thread owns V channels and kSteps timesteps ------------------
+constexpr int kThreadsCL = 128;
+constexpr int kSteps = 64;
+
+// The window holds x[t - pad_left + j - (kMaxWidth - K)] for j < kMaxWidth; the weights are
+// right-aligned (w_al[j] = w[j - (kMaxWidth - K)], zero before), so each step shifts by one and
+// loads into the last slot: compile-time indices only.
+template <typename T, int V>
+struct ChannelsLast {
+  const Params& p;
+  int b, c0, t0;
+  __device__ ChannelsLast(const Params& params) : p(params) {
+    const int groups = p.H / V;
+    const int gid = blockIdx.x * kThreadsCL + threadIdx.x;
+    c0 = (gid % groups) * V;
+    t0 = blockIdx.y * kSteps;
+    b = blockIdx.z;
+  }
+  __device__ bool active() const { return blockIdx.x * kThreadsCL + threadIdx.x < (p.H / V); }
+
+  __device__ __forceinline__ void load(float (&x)[V], const void* base, int t) const {
+    if (t < 0 || t >= p.L) {
+#pragma unroll
+      for (int v = 0; v < V; ++v) x[v] = 0.f;
+      return;
+    }
+    const T* src = static_cast<const T*>(base) + (static_cast<int64_t>(b) * p.L + t) * p.H + c0;
+    if constexpr (V * sizeof(T) == 16) {
+      const uint4 bits = __ldg(reinterpret_cast<const uint4*>(src));
+      const T* e = reinterpret_cast<const T*>(&bits);
+#pragma unroll
+      for (int v = 0; v < V; ++v) x[v] = to_float(e[v]);
+    } else {
+#pragma unroll
+      for (int v = 0; v < V; ++v) x[v] = to_float(src[v]);
+    }
+  }
+  __device__ __forceinline__ void store(const float (&y)[V], int t) const {
+    T* dst = static_cast<T*>(p.y) + (static_cast<int64_t>(b) * p.L + t) * p.H + c0;
+    if constexpr (V * sizeof(T) == 16) {
+      uint4 bits;
+      T* e = reinterpret_cast<T*>(&bits);
+#pragma unroll
+      for (int v = 0; v < V; ++v) e[v] = from_float<T>(y[v]);
+      *reinterpret_cast<uint4*>(dst) = bits;
+    } else {
+#pragma unroll
+      for (int v = 0; v < V; ++v) dst[v] = from_float<T>(y[v]);
+    }
+  }
+  __device__ __forceinline__ void init_window(float (&win)[kMaxWidth][V]) const {
+    const int first = t0 - p.pad_left - (kMaxWidth - p.K);
+#pragma unroll
+    for (int j = 0; j < kMaxWidth - 1; ++j) {
+      if (j >= kMaxWidth - p.K) {
+        load(win[j], p.x, first + j);
+      } else {
+#pragma unroll
+        for (int v = 0; v < V; ++v) win[j][v] = 0.f;
+      }
+    }
+  }
+  __device__ __forceinline__ void shift_in(float (&win)[kMaxWidth][V], int t) const {
+#pragma unroll
+    for (int j = 0; j < kMaxWidth - 1; ++j)
+#pragma unroll
+      for (int v = 0; v < V; ++v) win[j][v] = win[j + 1][v];
+    load(win[kMaxWidth - 1], p.x, t - p.pad_left + p.K - 1);
+  }
+};
+
+template <typename T, int V>
+__global__ void __launch_bounds__(kThreadsCL) forward_cl(const __grid_constant__ Params p) {
+  const ChannelsLast<T, V> cl(p);
+  if (!cl.active()) return;
+  float w[kMaxWidth][V], bias[V], win[kMaxWidth][V];
+#pragma unroll
+  for (int j = 0; j < kMaxWidth; ++j)
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      const int src = j - (kMaxWidth - p.K);
+      w[j][v] = src >= 0 ? p.w[(cl.c0 + v) * p.K + src] : 0.f;
+    }
+#pragma unroll
+  for (int v = 0; v < V; ++v) bias[v] = p.bias ? p.bias[cl.c0 + v] : 0.f;
+  cl.init_window(win);
+  const int t_end = min(cl.t0 + kSteps, p.L);
+  for (int t = cl.t0; t < t_end; ++t) {
+    cl.shift_in(win, t);
+    float y[V];
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+      float acc = bias[v];
+#pragma unroll
+      for (int j = 0; j < kMaxWidth; ++j) acc += w[j][v] * win[j][v];
+      y[v] = acc;
+    }
+    cl.store(y, t);
+  }
+}
+
+template <typename T, int V>
+__global__ void __launch_bounds__(kThreadsCL) weight_grad_cl(const __grid_constant__ Params p) {
+  const ChannelsLast<T, V> cl(p);
+  if (!cl.active()) return;
+  float acc[kMaxWidth + 1][V] = {}, win[kMaxWidth][V];
+  cl.init_window(win);
+  const int t_end = min(cl.t0 + kSteps, p.L);
+  for (int t = cl.t0; t < t_end; ++t) {
+    cl.shift_in(win, t);
+    float g[V];
+    cl.load(g, p.dy, t);
+#pragma unroll
+    for (int v = 0; v < V; ++v) {
+#pragma unroll
+      for (int j = 0; j < kMaxWidth; ++j) acc[j][v] += g[v] * win[j][v];
+      acc[kMaxWidth][v] += g[v];
+    }
+  }
+  const int64_t part = static_cast<int64_t>(cl.b) * gridDim.y + blockIdx.y;
+#pragma unroll
+  for (int v = 0; v < V; ++v) {
+    float* out = p.dw_partial + (part * p.H + cl.c0 + v) * (p.K + 1);
+#pragma unroll
+    for (int j = 0; j < kMaxWidth; ++j)
+      if (j >= kMaxWidth - p.K) out[j - (kMaxWidth - p.K)] = acc[j][v];
+    out[p.K] = acc[kMaxWidth][v];
+  }
+}
+
+int cf_chunks(const Params& p) { return (p.L + kTile - 1) / kTile; }
+int cl_steps(const Params& p) { return (p.L + kSteps - 1) / kSteps; }
+
+// Vector width of the channels-last kernels: 16 bytes when every row start is aligned.
+template <typename T>
+bool cl_vectorized(const Params& p) {
+  constexpr int V = 16 / sizeof(T);
+  const auto aligned = [](const void* ptr) { return ptr == nullptr || reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  return p.H % V == 0 && aligned(p.x) && aligned(p.y) && aligned(p.dy);
+}
+
+template <typename T>
+cudaError_t launch_forward_t(const Params& p, cudaStream_t stream) {
+  if (!p.channels_last) {
+    const int64_t blocks = static_cast<int64_t>(p.B) * p.H * cf_chunks(p);
+    if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
+    forward_cf<T><<<static_cast<unsigned>(blocks), kThreadsCF, 0, stream>>>(p);
+  } else {
+    constexpr int V = 16 / sizeof(T);
+    if (cl_vectorized<T>(p)) {
+      forward_cl<T, V><<<dim3((p.H / V + kThreadsCL - 1) / kThreadsCL, cl_steps(p), p.B), kThreadsCL, 0, stream>>>(p);
+    } else {
+      forward_cl<T, 1><<<dim3((p.H + kThreadsCL - 1) / kThreadsCL, cl_steps(p), p.B), kThreadsCL, 0, stream>>>(p);
+    }
+  }
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launch_weight_grad_t(const Params& p, cudaStream_t stream) {
+  if (!p.channels_last) {
+    const int64_t blocks = static_cast<int64_t>(p.B) * p.H * cf_chunks(p);
+    if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
+    weight_grad_cf<T><<<static_cast<unsigned>(blocks), kThreadsCF, 0, stream>>>(p);
+  } else {
+    constexpr int V = 16 / sizeof(T);
+    if (cl_vectorized<T>(p)) {
+      weight_grad_cl<T, V><<<dim3((p.H / V + kThreadsCL - 1) / kThreadsCL, cl_steps(p), p.B), kThreadsCL, 0, stream>>>(p);
+    } else {
+      weight_grad_cl<T, 1><<<dim3((p.H + kThreadsCL - 1) / kThreadsCL, cl_steps(p), p.B), kThreadsCL, 0, stream>>>(p);
+    }
+  }
+  return cudaGetLastError();
+}
+
+template <typename F>
+cudaError_t by_dtype(DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::kF32: return f(float{});
+    case DType::kBF16: return f(__nv_bfloat16{});
+    case DType::kFP16: return f(__half{});
+  }
+  return cudaErrorInvalidValue;
+}
+
+}  // namespace
+
+cudaError_t launch_forward(const Params& p, DType dtype, cudaStream_t stream) {
+  if (p.K < 1 || p.K > kMaxWidth) return cudaErrorInvalidValue;
+  return by_dtype(dtype, [&](auto tag) { return launch_forward_t<decltype(tag)>(p, stream); });
+}
+
+int weight_grad_partials(const Params& p) { return p.B * (p.channels_last ? cl_steps(p) : cf_chunks(p)); }
+
+cudaError_t launch_weight_grad(const Params& p, DType dtype, cudaStream_t stream) {
+  if (p.K < 1 || p.K > kMaxWidth) return cudaErrorInvalidValue;
+  return by_dtype(dtype, [&](auto tag) { return launch_weight_grad_t<decltype(tag)>(p, stream); });
+}
+
+}  // namespace longconv::shortconv

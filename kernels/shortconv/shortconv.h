@@ -1,0 +1,35 @@
+// Short depthwise conv1d (kernel size 1..8): parameters and launchers (no torch headers).
+//
+//   y[b, h, t] = bias[h] + sum_{j < K} w[h, j] * x[b, h, t + j - pad_left]   (zero outside [0, L))
+//
+// pad_left = K - 1 is the causal conv, pad_left = (K - 1) / 2 PyTorch's padding="same".
+// Layouts: channels-first (B, H, L) or channels-last (B, L, H); fp32 / bf16 / fp16 data, fp32
+// weights and accumulation. The input gradient is the same conv with flipped weights and
+// pad_left' = K - 1 - pad_left; the weight/bias gradients are a separate reduction.
+#pragma once
+
+#include <cuda_runtime.h>
+
+namespace longconv::shortconv {
+
+constexpr int kMaxWidth = 8;
+
+enum class DType : int { kF32 = 0, kBF16 = 1, kFP16 = 2 };
+
+struct Params {
+  int B, H, L, K, pad_left;
+  bool channels_last;
+  const void* x = nullptr;
+  const float* w = nullptr;     // (H, K)
+  const float* bias = nullptr;  // (H,) or null
+  void* y = nullptr;            // forward output
+  const void* dy = nullptr;     // weight gradient: output gradient
+  float* dw_partial = nullptr;  // weight gradient: (partials, H, K + 1), last column = bias grad
+};
+
+cudaError_t launch_forward(const Params& p, DType dtype, cudaStream_t stream);
+// Number of partial sums (rows of dw_partial) the weight-gradient kernel writes.
+int weight_grad_partials(const Params& p);
+cudaError_t launch_weight_grad(const Params& p, DType dtype, cudaStream_t stream);
+
+}  // namespace longconv::shortconv

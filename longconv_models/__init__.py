@@ -1,0 +1,11 @@
+"""longconv_models: fast long-convolution sequence models.
+
+Layers: kernels (``kernels/``, CUDA) -> :mod:`longconv_models.ops` (functional ops, autograd,
+reference path, dispatch) -> :mod:`longconv_models.layers` -> :mod:`longconv_models.models`
+(Hugging Face Hyena, HyenaDNA, M2-BERT, registered with the Auto classes on import).
+"""
+
+from .ops import FFTConv, FilterSpectrum, fftconv, last_backend, prepare_filter, short_conv
+from .version import __version__
+
+__all__ = ["FFTConv", "FilterSpectrum", "__version__", "fftconv", "last_backend", "prepare_filter", "short_conv"]

@@ -1,0 +1,165 @@
+"""Host side of the fused FFT-conv kernel: the layouts it expects and the calls into it.
+
+The kernel keeps the spectrum in its own order (see ``kernels/README.md``): slot
+``q = tile*256 + lane*8 + s`` of a channel holds frequency :func:`slot_frequencies` ``[q]``.
+This module permutes filter spectra into that order, turns the kernel's per-slot filter gradient
+back into a gradient of the rfft spectrum, and builds the twiddle tables.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.weak import WeakIdKeyDictionary
+
+CORE = 256  # points of the in-register core (16 x 16)
+
+
+def fft_plan(fft_size: int) -> tuple[int, int]:
+    """(R0, R1): N = R0 * R1 * 256 with R0 in {1,2,4,8} (CUDA-core stage), R1 in {1,16} (mma stage)."""
+    if fft_size < CORE or fft_size & (fft_size - 1):
+        raise ValueError(f"kernel fft size must be a power of two >= {CORE}, got {fft_size}")
+    outer = fft_size // CORE
+    r1 = 16 if outer >= 16 else 1
+    r0 = outer // r1
+    if r0 > 8:
+        raise ValueError(f"kernel fft size {fft_size} too large (max {8 * 16 * CORE})")
+    return r0, r1
+
+
+def _lane_slot_coords() -> tuple[np.ndarray, np.ndarray]:
+    """For q in [0, 256): the core row (first 16-point digit) and column of slot (lane, s).
+
+    Slot s of a lane is register r = s % 4 of accumulator tile bh = s // 4 (real part; the
+    imaginary part sits in tile 2 + bh): row g + 8*(r//2), column 8*bh + 2*t + r%2, with
+    g = lane // 4 and t = lane % 4 (the mma.m16n8 accumulator layout)."""
+    q = np.arange(CORE)
+    lane, s = q // 8, q % 8
+    g, t = lane // 4, lane % 4
+    bh, r = s // 4, s % 4
+    row = g + 8 * (r // 2)
+    col = 8 * bh + 2 * t + r % 2
+    return row, col
+
+
+@functools.lru_cache(maxsize=None)
+def slot_frequencies(fft_size: int) -> np.ndarray:
+    """Frequency held by each kernel slot (int64 array of length N, a permutation of 0..N-1)."""
+    r0, r1 = fft_plan(fft_size)
+    row, col = _lane_slot_coords()
+    core_freq = row + 16 * col  # core digit order: k_core = a + 16 b
+    tiles = fft_size // CORE
+    tau = np.arange(tiles)
+    k0, k1 = tau // r1, tau % r1
+    outer_freq = k0 + r0 * k1
+    freq = outer_freq[:, None] + (r0 * r1) * core_freq[None, :]
+    return freq.reshape(-1).astype(np.int64)
+
+
+@functools.lru_cache(maxsize=None)
+def _slot_index(fft_size: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """Gather indices into the half spectrum, conjugation mask, and inverse permutation."""
+    freq = slot_frequencies(fft_size)
+    half = np.minimum(freq, fft_size - freq)
+    conj = freq > fft_size // 2
+    inverse = np.argsort(freq)
+    as_t = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
+    return as_t(half), as_t(conj), as_t(inverse)
+
+
+def kernel_spectrum(k_f: Tensor, fft_size: int) -> Tensor:
+    """(H, N//2+1) complex rfft spectrum -> (H, N, 2) fp32 full spectrum in kernel slot order.
+
+    The imaginary parts of DC and Nyquist are dropped (as irfft does), so the full spectrum is
+    Hermitian and the two rows sharing an FFT never leak into each other."""
+    half, conj, _ = _slot_index(fft_size, k_f.device)
+    k_f = k_f.to(torch.complex64)
+    keep_imag = torch.ones(k_f.shape[-1], device=k_f.device)
+    keep_imag[0] = 0
+    keep_imag[-1] = 0
+    k_f = torch.complex(k_f.real, k_f.imag * keep_imag)
+    full = k_f[:, half]
+    full = torch.where(conj, full.conj(), full)
+    return torch.view_as_real(full.contiguous())
+
+
+def spectrum_grad_from_slots(s_slots: Tensor, fft_size: int) -> Tensor:
+    """Kernel filter-gradient accumulator -> gradient of the rfft spectrum (complex64, (H, N//2+1)).
+
+    ``s_slots`` (H, N, 2) fp32 holds sum_pairs conj(Z_x) Z_dc of the unitary transforms in slot
+    order. Its Hermitian part is the spectrum of the filter gradient (the anti-Hermitian part is
+    the cross-talk of the two rows of a pair, purely imaginary in time), times 1/N."""
+    from .ops.reference import irfft_grad_weights
+
+    N = fft_size
+    _, _, inverse = _slot_index(N, s_slots.device)
+    s = torch.view_as_complex(s_slots.contiguous())[:, inverse]  # natural frequency order
+    s_neg = torch.roll(s.flip(-1), 1, dims=-1)  # s[(N - j) % N]
+    herm = 0.5 * (s + s_neg.conj())
+    return herm[:, : N // 2 + 1] * (N * irfft_grad_weights(N, s.device, torch.float32))
+
+
+@functools.lru_cache(maxsize=None)
+def twiddle_tables(device: torch.device) -> tuple[Tensor, Tensor]:
+    """Twiddles W_4096^(k1*n2) of the radix-16 stage in the lane order the kernel reads them.
+
+    ``stage[cb, lane, 4*nt + r]`` for the stage's output fragment of column block cb
+    (k1 = g + 8*(r//2), n2 = 16*cb + 8*nt + 2*t + r%2) and ``core[k1, lane, 4*nt + r]`` for the
+    core's output fragment of tile k1 (n2 = 16*i + j, i = g + 8*(r//2), j = 8*nt + 2*t + r%2).
+    Both (16, 32, 8, 2) fp32, computed in float64."""
+    lane = np.arange(32)[:, None, None]
+    nt = np.arange(2)[None, :, None]
+    r = np.arange(4)[None, None, :]
+    g, t = lane // 4, lane % 4
+    row = g + 8 * (r // 2)
+    col = 8 * nt + 2 * t + r % 2
+    blk = np.arange(16)[:, None, None, None]
+    stage_exp = row[None] * (16 * blk + col[None])
+    core_exp = blk * (16 * row[None] + col[None])
+
+    def table(e):
+        w = np.exp(-2j * np.pi * (e % 4096) / 4096).reshape(16, 32, 8)
+        return torch.from_numpy(np.stack([w.real, w.imag], -1).astype(np.float32)).to(device)
+
+    return table(stage_exp), table(core_exp)
+
+
+# Kernel-layout spectra of filter spectra that are reused unchanged (a FilterSpectrum at
+# inference): keyed weakly on the tensor object, validated by its version counter.
+_slots_cache = WeakIdKeyDictionary()
+
+
+def cached_kernel_spectrum(k_f: Tensor, fft_size: int) -> Tensor:
+    if k_f.requires_grad:
+        return kernel_spectrum(k_f, fft_size)
+    hit = _slots_cache.get(k_f)
+    if hit is not None and hit[0] == k_f._version and hit[1] == fft_size:
+        return hit[2]
+    slots = kernel_spectrum(k_f, fft_size)
+    _slots_cache[k_f] = (k_f._version, fft_size, slots)
+    return slots
+
+
+def _opt(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.contiguous()
+
+
+def fftconv_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int) -> Tensor:
+    tw_stage, tw_core = twiddle_tables(u.device)
+    k_slots = cached_kernel_spectrum(k_f, fft_size)
+    return mod.fftconv_fwd(u, k_slots, _opt(pre_gate), _opt(post_gate), tw_stage, tw_core, fft_size)
+
+
+def fftconv_bwd_cuda(mod, dy: Tensor, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int):
+    tw_stage, tw_core = twiddle_tables(u.device)
+    k_slots = kernel_spectrum(k_f, fft_size)
+    du, s_partial, dpre, dpost = mod.fftconv_bwd(
+        dy, u, k_slots, _opt(pre_gate), _opt(post_gate), tw_stage, tw_core, fft_size
+    )
+    # s_partial: (chunks, H, pairs_per_step, N, 2) -> (H, N, 2)
+    s_slots = s_partial.sum(dim=(0, 2))
+    dk_f = spectrum_grad_from_slots(s_slots, fft_size)
+    return du, dk_f, (dpre if dpre.numel() else None), (dpost if dpost.numel() else None)

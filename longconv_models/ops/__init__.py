@@ -1,0 +1,20 @@
+"""Functional ops with autograd and ``torch.library`` registration (``torch.ops.longconv.*``).
+
+Each op runs its CUDA kernel when the kernels are built and support the call, else its
+PyTorch reference (:mod:`.reference`); :func:`last_backend` tells which one ran.
+"""
+
+from .dispatch import last_backend
+from .fftconv import FFTConv, FilterSpectrum, default_fft_size, fftconv, filter_spectrum, prepare_filter
+from .shortconv import short_conv
+
+__all__ = [
+    "FFTConv",
+    "FilterSpectrum",
+    "default_fft_size",
+    "fftconv",
+    "filter_spectrum",
+    "last_backend",
+    "prepare_filter",
+    "short_conv",
+]

@@ -1,0 +1,39 @@
+"""Which implementation runs each op: the CUDA kernel when it is built and supports the case,
+the PyTorch reference otherwise. The choice is never silent: it is logged at DEBUG level on the
+``longconv_models`` logger and can be queried with :func:`last_backend`."""
+
+from __future__ import annotations
+
+import logging
+
+from .. import extension
+
+logger = logging.getLogger("longconv_models")
+
+_last: dict[str, tuple[str, str]] = {}
+_warned: set[str] = set()
+
+
+def record(op: str, backend: str, reason: str = "") -> None:
+    """Remember (and log) which backend ran ``op``."""
+    if _last.get(op) != (backend, reason):
+        logger.debug("%s: %s%s", op, backend, f" ({reason})" if reason else "")
+    _last[op] = (backend, reason)
+
+
+def last_backend(op: str = "fftconv") -> tuple[str, str] | None:
+    """``(backend, reason)`` of the last call of ``op``: backend is ``"cuda"`` or ``"reference"``."""
+    return _last.get(op)
+
+
+def cuda_module(op: str):
+    """The compiled extension, or ``None`` (with a one-time warning naming the reason)."""
+    mod = extension.load_extension()
+    if mod is None and op not in _warned and not extension.disabled():
+        _warned.add(op)
+        logger.warning(
+            "%s: CUDA kernels not available (%s); running the PyTorch reference path",
+            op,
+            extension.unavailable_reason(),
+        )
+    return mod

@@ -1,0 +1,353 @@
+"""FFT convolution: the functional op, its autograd, its ``torch.library`` registration and the
+``FFTConv`` module.
+
+Semantics (per batch b and channel h, x = pre_gate * u)::
+
+    y[t] = post_gate[t] * ( sum_{j < Lk} k[j] x[t-j]            causal taps
+                          + sum_{j < Lr} k_rev[j] x[t+1+j]       anti-causal taps (bidirectional)
+                          + bias * x[t] )                       D / skip term
+
+computed as irfft(rfft(x, N) * rfft(k_circ, N), N)[:L], where k_circ places k at the start and
+k_rev (reversed) at the end of an N-point buffer. With the default fft size N this is an exact
+linear (non-circular) convolution; ``circular=True`` keeps N = L and lets indices wrap.
+
+Layering: :func:`fftconv` (validation, filter spectrum) -> ``torch.ops.longconv.fftconv``
+(custom op, autograd, fake impl; CUDA kernel or reference) -> :mod:`.reference`.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import dispatch
+from ._checks import FLOAT_DTYPES, check_same_device, check_tensor
+from .reference import compute_dtypes, fftconv_bwd_ref, fftconv_ref
+
+MIN_FFT_SIZE = 256
+KERNEL_FFT_SIZES = tuple(2**p for p in range(8, 16))  # 256 .. 32768
+KERNEL_DTYPES = (torch.bfloat16, torch.float16)
+
+
+def next_power_of_two(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def default_fft_size(seq_len: int, k_len: int, k_rev_len: int = 0, circular: bool = False) -> int:
+    """Smallest convenient FFT size: L for a circular conv, else the next power of two (>= 256)
+    that holds the linear convolution without wrap-around."""
+    if circular:
+        return seq_len
+    return max(MIN_FFT_SIZE, next_power_of_two(min_fft_size(seq_len, k_len, k_rev_len)))
+
+
+def min_fft_size(seq_len: int, k_len: int, k_rev_len: int = 0) -> int:
+    """Smallest N for which the N-point circular convolution equals the linear one on [0, L)."""
+    need = seq_len + k_len - 1
+    if k_rev_len:
+        need = max(need, seq_len + k_rev_len)
+    return need
+
+
+@dataclass(frozen=True)
+class FilterSpectrum:
+    """A filter already in the frequency domain: ``spectrum`` is (H, N//2+1) complex, the rfft
+    of the N-point circular filter (bias and anti-causal taps folded in).
+
+    Build it once with :func:`prepare_filter` and reuse it across calls (inference), or pass it
+    to :func:`fftconv` in place of ``k``; gradients flow into ``spectrum`` if it requires grad.
+    """
+
+    spectrum: Tensor
+    fft_size: int
+    circular: bool = False
+
+    @property
+    def channels(self) -> int:
+        return self.spectrum.shape[0]
+
+
+def filter_spectrum(
+    k: Tensor, fft_size: int, k_rev: Tensor | None = None, bias: Tensor | None = None
+) -> Tensor:
+    """Differentiable rfft of the circular filter built from k, k_rev and bias (fp32 or fp64)."""
+    real, _ = compute_dtypes(k.dtype)
+    N = fft_size
+    k_circ = F.pad(k.to(real), (0, N - k.shape[-1]))
+    if k_rev is not None:
+        # anti-causal lag j+1 sits at position N-1-j
+        k_circ = k_circ + F.pad(k_rev.to(real).flip(-1), (N - k_rev.shape[-1], 0))
+    if bias is not None:
+        k_circ = k_circ + F.pad(bias.to(real)[:, None], (0, N - 1))
+    return torch.fft.rfft(k_circ, n=N)
+
+
+def _check_filter(name: str, k: object, H: int | None, fft_size: int | None) -> Tensor:
+    check_tensor(name, k, 2, FLOAT_DTYPES)
+    if H is not None and k.shape[0] != H:
+        raise ValueError(
+            f"{name} has {k.shape[0]} channels (shape {tuple(k.shape)}) but u has H={H}; "
+            f"{name} must be (H, length)"
+        )
+    if fft_size is not None and k.shape[1] > fft_size:
+        raise ValueError(f"{name} has length {k.shape[1]} > fft_size={fft_size}")
+    return k
+
+
+def prepare_filter(
+    k: Tensor,
+    seq_len: int,
+    *,
+    k_rev: Tensor | None = None,
+    bias: Tensor | None = None,
+    fft_size: int | None = None,
+    circular: bool = False,
+) -> FilterSpectrum:
+    """Precompute the frequency-domain filter for sequences of length ``seq_len``."""
+    _check_filter("k", k, None, None)
+    H = k.shape[0]
+    if k_rev is not None:
+        _check_filter("k_rev", k_rev, H, None)
+    if bias is not None:
+        check_tensor("bias", bias, 1, FLOAT_DTYPES, shape=(H,))
+    check_same_device("k", k, k_rev=k_rev, bias=bias)
+    N = _resolve_fft_size(seq_len, k.shape[1], 0 if k_rev is None else k_rev.shape[1], fft_size, circular)
+    return FilterSpectrum(filter_spectrum(k, N, k_rev, bias), N, circular)
+
+
+def _resolve_fft_size(L: int, Lk: int, Lr: int, fft_size: int | None, circular: bool) -> int:
+    if fft_size is None:
+        N = default_fft_size(L, Lk, Lr, circular)
+    else:
+        if not isinstance(fft_size, int) or isinstance(fft_size, bool) or fft_size <= 0:
+            raise ValueError(f"fft_size must be a positive int, got {fft_size!r}")
+        N = fft_size
+        if not circular and N < min_fft_size(L, Lk, Lr):
+            raise ValueError(
+                f"fft_size={N} is too small for a linear convolution of L={L} with a filter of "
+                f"length {Lk}{f' (+{Lr} anti-causal taps)' if Lr else ''}: need at least "
+                f"{min_fft_size(L, Lk, Lr)}; pass circular=True for a circular convolution"
+            )
+    if L > N:
+        raise ValueError(f"sequence length L={L} exceeds fft_size={N}")
+    if max(Lk, Lr) > N:
+        raise ValueError(f"filter length {max(Lk, Lr)} exceeds fft_size={N}")
+    return N
+
+
+def fftconv(
+    u: Tensor,
+    k: Tensor | FilterSpectrum,
+    *,
+    k_rev: Tensor | None = None,
+    bias: Tensor | None = None,
+    pre_gate: Tensor | None = None,
+    post_gate: Tensor | None = None,
+    fft_size: int | None = None,
+    circular: bool = False,
+) -> Tensor:
+    """Long convolution of ``u`` with per-channel filters, via FFT.
+
+    Args:
+        u: (B, H, L) input, fp32 / fp64 / bf16 / fp16. Non-contiguous inputs are copied.
+        k: (H, Lk) causal filter (any float dtype, used in fp32; fp64 with fp64 input), or a
+            :class:`FilterSpectrum` from :func:`prepare_filter`.
+        k_rev: (H, Lr) anti-causal taps for a bidirectional conv: k_rev[j] weighs x[t+1+j].
+        bias: (H,) skip term D: adds bias * x.
+        pre_gate, post_gate: (B, H, L), same dtype as u: y = post * conv(pre * u).
+        fft_size: FFT size N (default: next power of two >= L + Lk - 1, at least 256; L if
+            circular). Must hold the linear convolution unless ``circular``.
+        circular: circular convolution of period N (default N = L).
+
+    Returns:
+        (B, H, L) tensor in u's dtype. Gradients flow to u, k, k_rev, bias and the gates.
+    """
+    check_tensor("u", u, 3, FLOAT_DTYPES)
+    B, H, L = u.shape
+    for name, gate in (("pre_gate", pre_gate), ("post_gate", post_gate)):
+        if gate is not None:
+            check_tensor(name, gate, 3, FLOAT_DTYPES, shape=(B, H, L))
+            if gate.dtype != u.dtype:
+                raise TypeError(f"{name} has dtype {gate.dtype} but u has {u.dtype}; they must match")
+
+    if isinstance(k, FilterSpectrum):
+        if k_rev is not None or bias is not None:
+            raise ValueError("k_rev and bias are folded into a FilterSpectrum; pass them to prepare_filter")
+        if fft_size is not None and fft_size != k.fft_size:
+            raise ValueError(f"fft_size={fft_size} does not match the FilterSpectrum's {k.fft_size}")
+        if k.channels != H:
+            raise ValueError(f"k (FilterSpectrum) has {k.channels} channels but u has H={H}")
+        if circular != k.circular:
+            raise ValueError(f"circular={circular} does not match the FilterSpectrum (circular={k.circular})")
+        N = k.fft_size
+        if L > N:
+            raise ValueError(f"sequence length L={L} exceeds the FilterSpectrum's fft_size={N}")
+        k_f = k.spectrum
+        check_same_device("u", u, k=k_f)
+    else:
+        _check_filter("k", k, H, None)
+        Lr = 0
+        if k_rev is not None:
+            _check_filter("k_rev", k_rev, H, None)
+            Lr = k_rev.shape[1]
+        if bias is not None:
+            check_tensor("bias", bias, 1, FLOAT_DTYPES, shape=(H,))
+        check_same_device("u", u, k=k, k_rev=k_rev, bias=bias)
+        N = _resolve_fft_size(L, k.shape[1], Lr, fft_size, circular)
+        k_f = filter_spectrum(k.to(torch.float64) if u.dtype == torch.float64 else k, N, k_rev, bias)
+    check_same_device("u", u, pre_gate=pre_gate, post_gate=post_gate)
+
+    u = u.contiguous()
+    pre_gate = None if pre_gate is None else pre_gate.contiguous()
+    post_gate = None if post_gate is None else post_gate.contiguous()
+    return torch.ops.longconv.fftconv(u, k_f, pre_gate, post_gate, N)
+
+
+class FFTConv(nn.Module):
+    """Module form of :func:`fftconv` (no parameters: filters are passed in, as in Hyena/M2).
+
+    With ``cache_spectrum=True`` the filter spectrum is cached while the filter tensor is
+    unchanged and does not require grad (inference), saving one FFT per call.
+    """
+
+    def __init__(self, fft_size: int | None = None, circular: bool = False, cache_spectrum: bool = True):
+        super().__init__()
+        self.fft_size = fft_size
+        self.circular = circular
+        self.cache_spectrum = cache_spectrum
+        self._cache = None
+
+    def _spectrum(self, k, L, k_rev, bias) -> FilterSpectrum | None:
+        tensors = (k, k_rev, bias)
+        if not self.cache_spectrum or (
+            torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+        ):
+            return None
+        # Keyed on tensor identity (weak references) and version, never on data pointers, which
+        # a new filter tensor may reuse.
+        key = (L, tuple(None if t is None else t._version for t in tensors))
+        if self._cache is not None:
+            refs, cached_key, spec = self._cache
+            if cached_key == key and all((r() if r is not None else None) is t for r, t in zip(refs, tensors)):
+                return spec
+        spec = prepare_filter(k, L, k_rev=k_rev, bias=bias, fft_size=self.fft_size, circular=self.circular)
+        self._cache = (tuple(None if t is None else weakref.ref(t) for t in tensors), key, spec)
+        return spec
+
+    def forward(self, u, k, *, k_rev=None, bias=None, pre_gate=None, post_gate=None):
+        spec = self._spectrum(k, u.shape[-1], k_rev, bias) if isinstance(k, Tensor) else k
+        if spec is not None:
+            return fftconv(u, spec, pre_gate=pre_gate, post_gate=post_gate, circular=self.circular)
+        return fftconv(u, k, k_rev=k_rev, bias=bias, pre_gate=pre_gate, post_gate=post_gate,
+                       fft_size=self.fft_size, circular=self.circular)
+
+    def extra_repr(self) -> str:
+        return f"fft_size={self.fft_size}, circular={self.circular}"
+
+
+# ----------------------------------------------------------------------------------------------
+# Custom ops. The default implementation is the reference; the CUDA implementation runs the
+# kernel when it supports the case and falls back (visibly) otherwise.
+# ----------------------------------------------------------------------------------------------
+
+
+def kernel_unsupported_reason(u: Tensor, fft_size: int) -> str | None:
+    """Why the CUDA kernel cannot take this call (``None`` if it can)."""
+    if u.dtype not in KERNEL_DTYPES:
+        return f"dtype {u.dtype} (kernel: bf16/fp16)"
+    if fft_size not in KERNEL_FFT_SIZES:
+        return f"fft_size {fft_size} (kernel: powers of two {KERNEL_FFT_SIZES[0]}..{KERNEL_FFT_SIZES[-1]})"
+    return None
+
+
+def _kernel_for(u: Tensor, fft_size: int, op: str):
+    reason = kernel_unsupported_reason(u, fft_size)
+    mod = None
+    if reason is None:
+        mod = dispatch.cuda_module(op)
+        if mod is None:
+            reason = "kernels not built"
+    dispatch.record(op, "cuda" if mod is not None else "reference", reason or "")
+    return mod
+
+
+@torch.library.custom_op("longconv::fftconv", mutates_args=())
+def _fftconv_op(u: Tensor, k_f: Tensor, pre_gate: Tensor | None, post_gate: Tensor | None, fft_size: int) -> Tensor:
+    dispatch.record("fftconv", "reference", f"device {u.device.type}")
+    return fftconv_ref(u, k_f, pre_gate, post_gate, fft_size)
+
+
+@_fftconv_op.register_kernel("cuda")
+def _fftconv_cuda(u, k_f, pre_gate, post_gate, fft_size):
+    mod = _kernel_for(u, fft_size, "fftconv")
+    if mod is None:
+        return fftconv_ref(u, k_f, pre_gate, post_gate, fft_size)
+    from ..kernels_api import fftconv_fwd_cuda
+
+    return fftconv_fwd_cuda(mod, u, k_f, pre_gate, post_gate, fft_size)
+
+
+@_fftconv_op.register_fake
+def _(u, k_f, pre_gate, post_gate, fft_size):
+    return torch.empty_like(u)
+
+
+@torch.library.custom_op("longconv::fftconv_bwd", mutates_args=())
+def _fftconv_bwd_op(
+    dy: Tensor, u: Tensor, k_f: Tensor, pre_gate: Tensor | None, post_gate: Tensor | None, fft_size: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    du, dk_f, dpre, dpost = fftconv_bwd_ref(dy, u, k_f, pre_gate, post_gate, fft_size)
+    return du, dk_f.to(k_f.dtype), _or_empty(dpre, u), _or_empty(dpost, u)
+
+
+@_fftconv_bwd_op.register_kernel("cuda")
+def _fftconv_bwd_cuda(dy, u, k_f, pre_gate, post_gate, fft_size):
+    mod = _kernel_for(u, fft_size, "fftconv_bwd")
+    if mod is None:
+        du, dk_f, dpre, dpost = fftconv_bwd_ref(dy, u, k_f, pre_gate, post_gate, fft_size)
+    else:
+        from ..kernels_api import fftconv_bwd_cuda
+
+        du, dk_f, dpre, dpost = fftconv_bwd_cuda(mod, dy, u, k_f, pre_gate, post_gate, fft_size)
+    return du, dk_f.to(k_f.dtype), _or_empty(dpre, u), _or_empty(dpost, u)
+
+
+@_fftconv_bwd_op.register_fake
+def _(dy, u, k_f, pre_gate, post_gate, fft_size):
+    return (
+        torch.empty_like(u),
+        torch.empty_like(k_f),
+        torch.empty_like(u) if pre_gate is not None else u.new_empty(0),
+        torch.empty_like(u) if post_gate is not None else u.new_empty(0),
+    )
+
+
+def _or_empty(t: Tensor | None, like: Tensor) -> Tensor:
+    return like.new_empty(0) if t is None else t
+
+
+def _setup_context(ctx, inputs, output):
+    u, k_f, pre_gate, post_gate, fft_size = inputs
+    ctx.save_for_backward(u, k_f, pre_gate, post_gate)
+    ctx.fft_size = fft_size
+
+
+def _backward(ctx, dy):
+    u, k_f, pre_gate, post_gate = ctx.saved_tensors
+    du, dk_f, dpre, dpost = torch.ops.longconv.fftconv_bwd(
+        dy.contiguous(), u, k_f, pre_gate, post_gate, ctx.fft_size
+    )
+    return (
+        du if ctx.needs_input_grad[0] else None,
+        dk_f if ctx.needs_input_grad[1] else None,
+        dpre if pre_gate is not None and ctx.needs_input_grad[2] else None,
+        dpost if post_gate is not None and ctx.needs_input_grad[3] else None,
+        None,
+    )
+
+
+torch.library.register_autograd("longconv::fftconv", _backward, setup_context=_setup_context)

@@ -1,0 +1,173 @@
+"""Short depthwise conv1d (kernel size 1..8, as Hyena and M2 apply before gating).
+
+    y[b, h, t] = bias[h] + sum_{j < K} weight[h, j] * x[b, h, t + j - pad_left]
+
+with zeros outside [0, L) and output length L. ``padding="causal"`` is pad_left = K - 1 (output t
+sees inputs <= t, PyTorch's Conv1d(padding=K-1) truncated to L), ``"same"`` is PyTorch's
+padding="same" (pad_left = (K - 1) // 2). Layouts (B, H, L) or, with ``channels_last``, (B, L, H).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from . import dispatch
+from ._checks import FLOAT_DTYPES, check_same_device, check_tensor
+from .reference import compute_dtypes
+
+MAX_KERNEL_WIDTH = 8  # widest filter the CUDA kernel takes; wider ones use the reference
+
+
+def pad_left_for(padding: str | int, width: int) -> int:
+    if padding == "causal":
+        return width - 1
+    if padding == "same":
+        return (width - 1) // 2
+    if isinstance(padding, int) and not isinstance(padding, bool) and 0 <= padding < width:
+        return padding
+    raise ValueError(f"padding must be 'causal', 'same' or an int in [0, {width}), got {padding!r}")
+
+
+def short_conv(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    *,
+    padding: str | int = "causal",
+    channels_last: bool = False,
+) -> Tensor:
+    """Depthwise conv1d with a short filter.
+
+    Args:
+        x: (B, H, L), or (B, L, H) with ``channels_last``; fp32 / fp64 / bf16 / fp16.
+        weight: (H, K) or nn.Conv1d's (H, 1, K); used in fp32 (fp64 for fp64 input).
+        bias: (H,) or None.
+        padding: "causal" (default), "same", or the number of left-padding zeros.
+    Returns:
+        Tensor of x's shape and dtype.
+    """
+    check_tensor("x", x, 3, FLOAT_DTYPES)
+    H = x.shape[2] if channels_last else x.shape[1]
+    if isinstance(weight, Tensor) and weight.dim() == 3:
+        if weight.shape[1] != 1:
+            raise ValueError(f"weight must be (H, K) or (H, 1, K) (depthwise), got {tuple(weight.shape)}")
+        weight = weight[:, 0]
+    check_tensor("weight", weight, 2, FLOAT_DTYPES, shape=(H, None))
+    if bias is not None:
+        check_tensor("bias", bias, 1, FLOAT_DTYPES, shape=(H,))
+    check_same_device("x", x, weight=weight, bias=bias)
+    pad_left = pad_left_for(padding, weight.shape[1])
+    real, _ = compute_dtypes(x.dtype)
+    return torch.ops.longconv.short_conv(
+        x.contiguous(), weight.to(real).contiguous(), None if bias is None else bias.to(real), pad_left, channels_last
+    )
+
+
+# ---- reference ---------------------------------------------------------------------------------
+def short_conv_ref(x: Tensor, weight: Tensor, bias: Tensor | None, pad_left: int, channels_last: bool) -> Tensor:
+    real, _ = compute_dtypes(x.dtype)
+    K = weight.shape[-1]
+    xt = x.transpose(1, 2) if channels_last else x
+    y = F.conv1d(
+        F.pad(xt.to(real), (pad_left, K - 1 - pad_left)),
+        weight.to(real)[:, None, :],
+        None if bias is None else bias.to(real),
+        groups=weight.shape[0],
+    ).to(x.dtype)
+    return y.transpose(1, 2).contiguous() if channels_last else y
+
+
+def short_conv_bwd_ref(dy, x, weight, bias, pad_left, channels_last):
+    real, _ = compute_dtypes(x.dtype)
+    K = weight.shape[-1]
+    dx = short_conv_ref(dy, weight.flip(-1), None, K - 1 - pad_left, channels_last)
+    xt = (x.transpose(1, 2) if channels_last else x).to(real)
+    gt = (dy.transpose(1, 2) if channels_last else dy).to(real)
+    windows = F.pad(xt, (pad_left, K - 1 - pad_left)).unfold(-1, K, 1)  # (B, H, L, K)
+    dw = torch.einsum("bhl,bhlk->hk", gt, windows)
+    db = None if bias is None else gt.sum(dim=(0, 2))
+    return dx, dw, db
+
+
+# ---- custom ops ------------------------------------------------------------------------------
+def _kernel(x: Tensor, weight: Tensor, op: str):
+    if x.dtype not in (torch.float32, torch.bfloat16, torch.float16):
+        reason = f"dtype {x.dtype}"
+    elif weight.shape[-1] > MAX_KERNEL_WIDTH:
+        reason = f"kernel width {weight.shape[-1]} > {MAX_KERNEL_WIDTH}"
+    else:
+        mod = dispatch.cuda_module(op)
+        dispatch.record(op, "cuda" if mod is not None else "reference", "" if mod is not None else "kernels not built")
+        return mod
+    dispatch.record(op, "reference", reason)
+    return None
+
+
+@torch.library.custom_op("longconv::short_conv", mutates_args=())
+def _short_conv_op(x: Tensor, weight: Tensor, bias: Tensor | None, pad_left: int, channels_last: bool) -> Tensor:
+    dispatch.record("short_conv", "reference", f"device {x.device.type}")
+    return short_conv_ref(x, weight, bias, pad_left, channels_last)
+
+
+@_short_conv_op.register_kernel("cuda")
+def _(x, weight, bias, pad_left, channels_last):
+    mod = _kernel(x, weight, "short_conv")
+    if mod is None:
+        return short_conv_ref(x, weight, bias, pad_left, channels_last)
+    return mod.shortconv_fwd(x, weight.float().contiguous(), None if bias is None else bias.float().contiguous(),
+                             pad_left, channels_last)
+
+
+@_short_conv_op.register_fake
+def _(x, weight, bias, pad_left, channels_last):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("longconv::short_conv_bwd", mutates_args=())
+def _short_conv_bwd_op(
+    dy: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None, pad_left: int, channels_last: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    dx, dw, db = short_conv_bwd_ref(dy, x, weight, bias, pad_left, channels_last)
+    return dx, dw.to(weight.dtype), weight.new_empty(0) if db is None else db.to(weight.dtype)
+
+
+@_short_conv_bwd_op.register_kernel("cuda")
+def _(dy, x, weight, bias, pad_left, channels_last):
+    mod = _kernel(x, weight, "short_conv_bwd")
+    if mod is None:
+        dx, dw, db = short_conv_bwd_ref(dy, x, weight, bias, pad_left, channels_last)
+        return dx, dw.to(weight.dtype), weight.new_empty(0) if db is None else db.to(weight.dtype)
+    K = weight.shape[-1]
+    w32 = weight.float()
+    dx = mod.shortconv_fwd(dy, w32.flip(-1).contiguous(), None, K - 1 - pad_left, channels_last)
+    sums = mod.shortconv_wgrad(x, dy, K, pad_left, channels_last).sum(0)
+    db = weight.new_empty(0) if bias is None else sums[:, K].to(weight.dtype)
+    return dx, sums[:, :K].to(weight.dtype), db
+
+
+@_short_conv_bwd_op.register_fake
+def _(dy, x, weight, bias, pad_left, channels_last):
+    return torch.empty_like(x), torch.empty_like(weight), weight.new_empty(0) if bias is None else torch.empty_like(bias)
+
+
+def _setup(ctx, inputs, output):
+    x, weight, bias, pad_left, channels_last = inputs
+    ctx.save_for_backward(x, weight, bias)
+    ctx.pad_left, ctx.channels_last = pad_left, channels_last
+
+
+def _backward(ctx, dy):
+    x, weight, bias = ctx.saved_tensors
+    dx, dw, db = torch.ops.longconv.short_conv_bwd(dy.contiguous(), x, weight, bias, ctx.pad_left, ctx.channels_last)
+    return (
+        dx if ctx.needs_input_grad[0] else None,
+        dw if ctx.needs_input_grad[1] else None,
+        db if bias is not None and ctx.needs_input_grad[2] else None,
+        None,
+        None,
+    )
+
+
+torch.library.register_autograd("longconv::short_conv", _backward, setup_context=_setup)

@@ -1,0 +1,42 @@
+"""Test oracles: direct (non-FFT) convolutions in float64, and error measures."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:
+    """||out - ref|| / ||ref||, computed in float64 (NaN if out has NaN)."""
+    out, ref = out.double(), ref.double()
+    return ((out - ref).norm() / ref.norm().clamp_min(1e-300)).item()
+
+
+def direct_conv(u, k, k_rev=None, bias=None, pre_gate=None, post_gate=None, circular_n=None):
+    """y[t] = post[t] * (sum_j k[j] x[t-j] + sum_j k_rev[j] x[t+1+j] + bias x[t]), x = pre * u,
+    as explicit grouped conv1d sums in float64 (indices wrap mod circular_n if given)."""
+    x = u.double()
+    if pre_gate is not None:
+        x = x * pre_gate.double()
+    B, H, L = x.shape
+    if circular_n is not None:
+        assert circular_n == L
+        y = torch.zeros_like(x)  # y[t] = sum_j k[j] x[(t - j) mod L]
+        for j in range(k.shape[1]):
+            y += k[:, j].double()[None, :, None] * torch.roll(x, j, -1)
+        if k_rev is not None:
+            for j in range(k_rev.shape[1]):
+                y += k_rev[:, j].double()[None, :, None] * torch.roll(x, -(j + 1), -1)
+    else:
+        Lk = k.shape[1]
+        # causal: conv1d computes cross-correlation, so flip the filter
+        y = F.conv1d(F.pad(x, (Lk - 1, 0)), k.double().flip(-1)[:, None, :], groups=H)
+        if k_rev is not None:
+            Lr = k_rev.shape[1]
+            # y[t] += sum_j k_rev[j] x[t+1+j]: correlation with k_rev shifted by one
+            y = y + F.conv1d(F.pad(x, (0, Lr + 1))[..., 1:], k_rev.double()[:, None, :], groups=H)[..., :L]
+    if bias is not None:
+        y = y + bias.double()[None, :, None] * x
+    if post_gate is not None:
+        y = y * post_gate.double()
+    return y

@@ -1,0 +1,45 @@
+"""The ops are torch.library custom ops: opcheck passes and torch.compile traces them whole."""
+
+import pytest
+import torch
+from torch import nn
+
+from longconv_models import fftconv, short_conv
+
+
+class GatedConv(nn.Module):
+    def __init__(self, h, lk):
+        super().__init__()
+        self.k = nn.Parameter(torch.randn(h, lk) * 0.1)
+        self.bias = nn.Parameter(torch.randn(h))
+        self.w = nn.Parameter(torch.randn(h, 3))
+
+    def forward(self, u):
+        v = short_conv(u, self.w, padding="causal")
+        return fftconv(u, self.k, bias=self.bias, pre_gate=v, post_gate=torch.sigmoid(u))
+
+
+def test_opcheck_fftconv():
+    u = torch.randn(2, 3, 20)
+    k_f = torch.fft.rfft(torch.randn(3, 64), n=64).requires_grad_()
+    for args in [(u, k_f, None, None, 64), (u.requires_grad_(), k_f, torch.randn_like(u), torch.randn_like(u), 64)]:
+        torch.library.opcheck(torch.ops.longconv.fftconv.default, args)
+
+
+def test_opcheck_short_conv():
+    x = torch.randn(2, 3, 20, requires_grad=True)
+    w = torch.randn(3, 4, requires_grad=True)
+    torch.library.opcheck(torch.ops.longconv.short_conv.default, (x, w, torch.randn(3), 3, False))
+    torch.library.opcheck(torch.ops.longconv.short_conv.default, (x.transpose(1, 2).contiguous(), w, None, 1, True))
+
+
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_torch_compile_fullgraph(dynamic):
+    torch._dynamo.reset()
+    m = GatedConv(4, 16)
+    u = torch.randn(2, 4, 32, requires_grad=True)
+    compiled = torch.compile(m, fullgraph=True, dynamic=dynamic, backend="aot_eager")
+    y = compiled(u)
+    torch.testing.assert_close(y, m(u))
+    y.sum().backward()
+    assert m.k.grad is not None and u.grad is not None

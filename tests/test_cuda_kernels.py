@@ -1,0 +1,158 @@
+"""The CUDA kernels against float64 references (run on a GPU; skipped elsewhere).
+
+Every call gets fresh random inputs and runs on a caching allocator poisoned with NaN, so an
+output element the kernel fails to write shows up as NaN. Errors are ||out-ref|| / ||ref||.
+"""
+
+import pytest
+import torch
+
+from helpers import direct_conv, rel_err
+from longconv_models import fftconv, last_backend, short_conv
+from longconv_models.ops.fftconv import KERNEL_FFT_SIZES
+
+pytestmark = pytest.mark.cuda
+
+TOL = {torch.bfloat16: 1e-2, torch.float16: 3e-3}
+
+
+def poison_allocator(nbytes: int) -> None:
+    """Fill soon-to-be-reused cached device memory with NaN."""
+    blocks = [torch.full((nbytes // 4 + 1024,), float("nan"), device="cuda") for _ in range(4)]
+    del blocks
+
+
+def decaying_filter(H, Lk, device="cuda"):
+    t = torch.arange(Lk, device=device)
+    return torch.randn(H, Lk, device=device) * torch.exp(-t / (0.2 * Lk + 1))[None]
+
+
+def fwd_case(B, H, L, N, dtype, gated, bias):
+    u = torch.randn(B, H, L, device="cuda").to(dtype)
+    k = decaying_filter(H, min(L, N - L + 1))
+    kw = {}
+    if bias:
+        kw["bias"] = torch.randn(H, device="cuda")
+    if gated:
+        kw["pre_gate"] = torch.randn(B, H, L, device="cuda").to(dtype)
+        kw["post_gate"] = torch.randn(B, H, L, device="cuda").to(dtype)
+    return u, k, kw
+
+
+@pytest.mark.parametrize("N", KERNEL_FFT_SIZES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize(
+    "B,H,L_of_N,gated,bias",
+    [
+        (2, 4, lambda n: n // 2, False, False),
+        (3, 5, lambda n: n // 2 - 1, True, True),  # odd B, odd H, odd L
+        (1, 3, lambda n: n // 3 + 7, True, False),  # B = 1: half-empty pair
+        (4, 1, lambda n: n, False, True),  # L = N: circular
+    ],
+)
+def test_fftconv_forward(N, dtype, B, H, L_of_N, gated, bias):
+    L = L_of_N(N)
+    u, k, kw = fwd_case(B, H, L, N, dtype, gated, bias)
+    poison_allocator(2 * u.numel() * u.element_size())
+    y = fftconv(u, k, fft_size=N, circular=(L == N), **kw)
+    assert last_backend() == ("cuda", "")
+    if N <= 4096:
+        ref = direct_conv(u, k, circular_n=N if L == N else None, **kw)
+    else:  # direct convolution is slow at long N: the float64 FFT reference instead
+        ref = fftconv(u.double(), k, fft_size=N, circular=(L == N), **{n: t.double() for n, t in kw.items()})
+    assert torch.isfinite(y).all()
+    err = rel_err(y, ref)
+    print(f"N={N} {dtype} B={B} H={H} L={L} gated={gated} bias={bias}: rel err {err:.2e}")
+    assert err < TOL[dtype]
+
+
+@pytest.mark.parametrize("N", KERNEL_FFT_SIZES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("gated", [False, True])
+def test_fftconv_backward(N, dtype, gated):
+    B, H, L = 3, 3, N // 2 - 1
+    u, k, kw = fwd_case(B, H, L, N, dtype, gated, bias=True)
+    dy = torch.randn(B, H, L, device="cuda").to(dtype)
+    leaves = {"u": u, "k": k, **kw}
+    for t in leaves.values():
+        t.requires_grad_()
+    poison_allocator(8 * u.numel() * u.element_size())
+    y = fftconv(u, k, fft_size=N, **kw)
+    grads = torch.autograd.grad(y, list(leaves.values()), dy)
+    assert last_backend("fftconv_bwd") == ("cuda", "")
+    # float64 reference: the same op on float64 tensors runs the reference path
+    r = {n: t.detach().double().requires_grad_() for n, t in leaves.items()}
+    y_ref = fftconv(r["u"], r["k"], fft_size=N, **{n: t for n, t in r.items() if n not in ("u", "k")})
+    grads_ref = torch.autograd.grad(y_ref, list(r.values()), dy.double())
+    for name, g, gr in zip(leaves, grads, grads_ref):
+        assert torch.isfinite(g).all(), name
+        err = rel_err(g, gr)
+        print(f"N={N} {dtype} gated={gated} d{name}: rel err {err:.2e}")
+        assert err < TOL[dtype], name
+
+
+def test_fftconv_unaligned_rows_and_strided_input():
+    # L odd -> rows are not 16-byte aligned: the kernel must take its scalar path
+    N, dtype = 2048, torch.bfloat16
+    u = torch.randn(3, 7, 1001 * 2, device="cuda").to(dtype)[..., ::2]  # strided view
+    k = decaying_filter(7, 1001)
+    poison_allocator(8 * u.numel())
+    y = fftconv(u, k)
+    assert last_backend() == ("cuda", "")
+    assert rel_err(y, direct_conv(u, k)) < TOL[dtype]
+
+
+def test_fftconv_nan_passthrough():
+    u = torch.randn(2, 2, 1000, device="cuda").bfloat16()
+    u[0, 1, 17] = float("nan")
+    y = fftconv(u, decaying_filter(2, 1000))
+    assert torch.isnan(y[0, 1]).any() and torch.isfinite(y[1]).all() and torch.isfinite(y[0, 0]).all()
+
+
+def test_fftconv_unsupported_falls_back_visibly():
+    u = torch.randn(2, 3, 100, device="cuda")  # fp32: reference path
+    fftconv(u, torch.randn(3, 100, device="cuda"))
+    assert last_backend()[0] == "reference" and "dtype" in last_backend()[1]
+    u = torch.randn(2, 3, 50000, device="cuda").bfloat16()  # beyond 32K: reference path for now
+    fftconv(u, torch.randn(3, 10, device="cuda"))
+    assert last_backend()[0] == "reference" and "fft_size" in last_backend()[1]
+
+
+def test_fftconv_large_tensor_64bit_offsets():
+    """B*H*L > 2^31 elements: offsets must not overflow 32 bits."""
+    B, H, L, N = 64, 1025, 32768, 32768
+    u = torch.randn(B, H, L, device="cuda", dtype=torch.bfloat16)
+    k = decaying_filter(H, 64)
+    y = fftconv(u, k, fft_size=N, circular=True)
+    assert last_backend() == ("cuda", "")
+    rows = [(B - 1, H - 1), (B - 1, 0), (0, H - 1), (B // 2, 517)]
+    for b, h in rows:
+        ref = direct_conv(u[b:b + 1, h:h + 1], k[h:h + 1], circular_n=N)
+        assert rel_err(y[b:b + 1, h:h + 1], ref) < TOL[torch.bfloat16], (b, h)
+    del u, y
+    torch.cuda.empty_cache()
+
+
+# ---- short conv ------------------------------------------------------------------------------
+@pytest.mark.parametrize("K", [2, 3, 4, 8])
+@pytest.mark.parametrize("padding", ["causal", "same"])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("B,H,L", [(3, 5, 1001), (2, 64, 2048)])
+def test_short_conv(K, padding, channels_last, dtype, B, H, L):
+    x = torch.randn(B, H, L, device="cuda").to(dtype)
+    xin = (x.transpose(1, 2).contiguous() if channels_last else x).requires_grad_()
+    w = torch.randn(H, K, device="cuda", requires_grad=True)
+    b = torch.randn(H, device="cuda", requires_grad=True)
+    poison_allocator(4 * x.numel() * x.element_size())
+    y = short_conv(xin, w, b, padding=padding, channels_last=channels_last)
+    assert last_backend("short_conv") == ("cuda", "")
+    dy = torch.randn_like(y)
+    grads = torch.autograd.grad(y, (xin, w, b), dy)
+    r = [t.detach().double().requires_grad_() for t in (xin, w, b)]
+    y_ref = short_conv(*r, padding=padding, channels_last=channels_last)
+    grads_ref = torch.autograd.grad(y_ref, r, dy.double())
+    tol = {torch.float32: 1e-5, torch.bfloat16: 1e-2, torch.float16: 3e-3}[dtype]
+    assert rel_err(y, y_ref) < tol
+    for g, gr in zip(grads, grads_ref):
+        assert rel_err(g, gr) < tol
