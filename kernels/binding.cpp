@@ -99,23 +99,45 @@ std::vector<torch::Tensor> fftconv_bwd(const torch::Tensor& dy, const torch::Ten
   check_like(dy, u, "dy");
   const c10::cuda::CUDAGuard guard(u.device());
   const DType dtype = kernel_dtype(u);
-  const auto geo = longconv::fftconv::geometry(p, /*backward=*/true, dtype);
-  auto f32 = u.options().dtype(torch::kFloat32);
+  finish_vec_ok(p, {p.u, p.pre, p.post, dy.data_ptr()});
   auto du = torch::empty_like(u);
   auto dpre = pre ? torch::empty_like(u) : torch::empty({0}, u.options());
   auto dpost = post ? torch::empty_like(u) : torch::empty({0}, u.options());
-  auto s_partial = torch::zeros({geo.chunks, p.H, geo.pairs_per_step, p.N, 2}, f32);
-  auto x_scratch = torch::empty({int64_t(geo.chunks) * p.H * geo.pairs_per_step * p.N * 2}, f32);
   p.dy = dy.data_ptr();
   p.du = du.data_ptr();
   p.dpre = pre ? dpre.data_ptr() : nullptr;
   p.dpost = post ? dpost.data_ptr() : nullptr;
+  finish_vec_ok(p, {p.u, p.pre, p.post, p.dy, p.du, p.dpre, p.dpost});
+  const auto geo = longconv::fftconv::geometry(p, /*backward=*/true, dtype);
+  // Per-block scratch: fully written by each block's first step, so no initialisation needed.
+  auto f32 = u.options().dtype(torch::kFloat32);
+  const int64_t slots = int64_t(geo.chunks) * p.H * geo.pairs_per_step * p.N * 2;
+  auto s_partial = torch::empty({slots}, f32);
+  auto x_scratch = torch::empty({slots}, f32);
   p.s_partial = reinterpret_cast<float2*>(s_partial.data_ptr<float>());
   p.x_scratch = reinterpret_cast<float2*>(x_scratch.data_ptr<float>());
-  finish_vec_ok(p, {p.u, p.pre, p.post, p.dy, p.du, p.dpre, p.dpost});
-  const cudaError_t err = longconv::fftconv::launch_backward(p, dtype, c10::cuda::getCurrentCUDAStream());
+  const auto stream = c10::cuda::getCurrentCUDAStream();
+  cudaError_t err = longconv::fftconv::launch_backward(p, dtype, stream);
   TORCH_CHECK(err == cudaSuccess, "fftconv backward launch failed: ", cudaGetErrorString(err));
-  return {du, s_partial, dpre, dpost};
+  auto dk_f = torch::empty({p.H, p.N / 2 + 1}, u.options().dtype(torch::kComplexFloat));
+  err = longconv::fftconv::launch_slots_to_spectrum_grad(p.s_partial, reinterpret_cast<float2*>(dk_f.data_ptr()),
+                                                         geo.chunks, p.H, geo.pairs_per_step, p.N, stream);
+  TORCH_CHECK(err == cudaSuccess, "fftconv filter-gradient launch failed: ", cudaGetErrorString(err));
+  return {du, dk_f, dpre, dpost};
+}
+
+torch::Tensor spectrum_to_slots(const torch::Tensor& k_f, int64_t fft_size) {
+  CHECK_CUDA_TENSOR(k_f, "k_f");
+  TORCH_CHECK(k_f.scalar_type() == torch::kComplexFloat && k_f.dim() == 2 && k_f.size(1) == fft_size / 2 + 1,
+              "k_f must be (H, fft_size/2+1) complex64, got ", k_f.sizes(), " ", k_f.scalar_type());
+  TORCH_CHECK(fft_size >= 256 && fft_size <= 32768 && (fft_size & (fft_size - 1)) == 0, "bad fft_size ", fft_size);
+  const c10::cuda::CUDAGuard guard(k_f.device());
+  auto k_slots = torch::empty({k_f.size(0), fft_size, 2}, k_f.options().dtype(torch::kFloat32));
+  const cudaError_t err = longconv::fftconv::launch_spectrum_to_slots(
+      reinterpret_cast<const float2*>(k_f.data_ptr()), reinterpret_cast<float2*>(k_slots.data_ptr<float>()),
+      static_cast<int>(k_f.size(0)), static_cast<int>(fft_size), c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "spectrum_to_slots launch failed: ", cudaGetErrorString(err));
+  return k_slots;
 }
 
 // ---- short depthwise conv ------------------------------------------------------------------
@@ -187,7 +209,8 @@ torch::Tensor shortconv_wgrad(const torch::Tensor& x, const torch::Tensor& dy, i
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "longconv_models CUDA kernels";
   m.def("fftconv_fwd", &fftconv_fwd, "fused FFT convolution, forward");
-  m.def("fftconv_bwd", &fftconv_bwd, "fused FFT convolution, backward");
+  m.def("fftconv_bwd", &fftconv_bwd, "fused FFT convolution, backward: (du, dk_f, dpre, dpost)");
+  m.def("spectrum_to_slots", &spectrum_to_slots, "filter spectrum -> kernel slot layout");
   m.def("shortconv_fwd", &shortconv_fwd, "short depthwise conv1d (also its input gradient)");
   m.def("shortconv_wgrad", &shortconv_wgrad, "short depthwise conv1d weight/bias gradient partial sums");
 }

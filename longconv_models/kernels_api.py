@@ -128,17 +128,17 @@ def twiddle_tables(device: torch.device) -> tuple[Tensor, Tensor]:
 
 
 # Kernel-layout spectra of filter spectra that are reused unchanged (a FilterSpectrum at
-# inference): keyed weakly on the tensor object, validated by its version counter.
+# inference; the saved spectrum between forward and backward): keyed weakly on the tensor
+# object, validated by its version counter.
 _slots_cache = WeakIdKeyDictionary()
 
 
-def cached_kernel_spectrum(k_f: Tensor, fft_size: int) -> Tensor:
-    if k_f.requires_grad:
-        return kernel_spectrum(k_f, fft_size)
+def cached_kernel_spectrum(mod, k_f: Tensor, fft_size: int) -> Tensor:
+    """:func:`kernel_spectrum` computed by the CUDA kernel, cached per spectrum tensor."""
     hit = _slots_cache.get(k_f)
     if hit is not None and hit[0] == k_f._version and hit[1] == fft_size:
         return hit[2]
-    slots = kernel_spectrum(k_f, fft_size)
+    slots = mod.spectrum_to_slots(k_f.detach().to(torch.complex64).contiguous(), fft_size)
     _slots_cache[k_f] = (k_f._version, fft_size, slots)
     return slots
 
@@ -149,17 +149,12 @@ def _opt(t: Tensor | None) -> Tensor | None:
 
 def fftconv_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int) -> Tensor:
     tw_stage, tw_core = twiddle_tables(u.device)
-    k_slots = cached_kernel_spectrum(k_f, fft_size)
+    k_slots = cached_kernel_spectrum(mod, k_f, fft_size)
     return mod.fftconv_fwd(u, k_slots, _opt(pre_gate), _opt(post_gate), tw_stage, tw_core, fft_size)
 
 
 def fftconv_bwd_cuda(mod, dy: Tensor, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int):
     tw_stage, tw_core = twiddle_tables(u.device)
-    k_slots = kernel_spectrum(k_f, fft_size)
-    du, s_partial, dpre, dpost = mod.fftconv_bwd(
-        dy, u, k_slots, _opt(pre_gate), _opt(post_gate), tw_stage, tw_core, fft_size
-    )
-    # s_partial: (chunks, H, pairs_per_step, N, 2) -> (H, N, 2)
-    s_slots = s_partial.sum(dim=(0, 2))
-    dk_f = spectrum_grad_from_slots(s_slots, fft_size)
+    k_slots = cached_kernel_spectrum(mod, k_f, fft_size)
+    du, dk_f, dpre, dpost = mod.fftconv_bwd(dy, u, k_slots, _opt(pre_gate), _opt(post_gate), tw_stage, tw_core, fft_size)
     return du, dk_f, (dpre if dpre.numel() else None), (dpost if dpost.numel() else None)

@@ -109,6 +109,26 @@ def test_fftconv_nan_passthrough():
     assert torch.isnan(y[0, 1]).any() and torch.isfinite(y[1]).all() and torch.isfinite(y[0, 0]).all()
 
 
+def test_fftconv_nan_isolated_to_its_row_in_backward():
+    u = torch.randn(2, 2, 1000, device="cuda").bfloat16()
+    u[0, 1, 17] = float("nan")
+    u.requires_grad_()
+    k = decaying_filter(2, 1000).requires_grad_()
+    fftconv(u, k).sum().backward()
+    assert torch.isfinite(u.grad).all()  # du = corr(dy, k) does not depend on u
+    assert torch.isnan(k.grad[1]).any() and torch.isfinite(k.grad[0]).all()
+
+
+@pytest.mark.parametrize("N", KERNEL_FFT_SIZES)
+def test_spectrum_to_slots_matches_reference_layout(N):
+    from longconv_models import extension
+    from longconv_models.kernels_api import kernel_spectrum
+
+    k_f = torch.fft.rfft(torch.randn(5, N, device="cuda"), n=N)
+    got = extension.load_extension().spectrum_to_slots(k_f, N)
+    assert torch.equal(got, kernel_spectrum(k_f, N))
+
+
 def test_fftconv_unsupported_falls_back_visibly():
     u = torch.randn(2, 3, 100, device="cuda")  # fp32: reference path
     fftconv(u, torch.randn(3, 100, device="cuda"))

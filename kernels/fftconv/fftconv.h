@@ -13,8 +13,9 @@ struct Params {
   // Sequences are (B, H, L) row-major tensors of 16-bit elements; the filter has H channels.
   int B, H, L;
   int N;                // FFT size (power of two, 256 .. 32768)
-  int pairs_per_step;   // P: pairs of batch rows a block transforms at once
+  int pairs_per_step;   // P: pairs of batch rows a block transforms at once (set by the launcher)
   bool vec_ok;          // every row start is 16-byte aligned (L % 8 == 0 and aligned bases)
+  bool use_staging;     // prefetch the next pass's rows into shared memory (set by the launcher)
 
   // Forward: y = post * conv(pre * u). Backward pass inputs reuse u/pre/post.
   const void* u = nullptr;
@@ -41,10 +42,18 @@ struct Geometry {
   int chunks;        // grid.y: blocks per channel
   int threads;
   int smem_bytes;
+  bool use_staging;
 };
 
 Geometry geometry(const Params& p, bool backward, DType dtype);
 cudaError_t launch_forward(const Params& p, DType dtype, cudaStream_t stream);
 cudaError_t launch_backward(const Params& p, DType dtype, cudaStream_t stream);
+
+// Filter spectrum (H, N/2+1) complex -> full Hermitian spectrum in kernel slot order (H, N).
+cudaError_t launch_spectrum_to_slots(const float2* k_f, float2* k_slots, int H, int N, cudaStream_t stream);
+// Backward accumulators (chunks, H, P, N) in slot order -> gradient of the rfft spectrum
+// (H, N/2+1) under PyTorch's complex-gradient convention.
+cudaError_t launch_slots_to_spectrum_grad(const float2* s_partial, float2* dk_f, int chunks, int H, int P, int N,
+                                          cudaStream_t stream);
 
 }  // namespace longconv::fftconv

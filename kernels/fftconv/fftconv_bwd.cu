@@ -25,4 +25,34 @@ cudaError_t launch_backward(const Params& p, DType dtype, cudaStream_t stream) {
   return with_kernel<BackwardKernel>(p.N, dtype, [&](auto kernel) { return launch_with(kernel, p, geo, stream); });
 }
 
+// One thread per rfft bin f: sum the per-block accumulators at slots of f and N - f and keep
+// the Hermitian part (the anti-Hermitian part is the cross-talk of the two rows of a pair),
+// scaled to the gradient of the rfft spectrum: N * w_f * (S_f + conj S_{N-f}) / 2 with
+// w = 2/N inside, 1/N at DC and Nyquist.
+__global__ void slots_to_spectrum_grad_kernel(const float2* __restrict__ s_partial, float2* __restrict__ dk_f,
+                                              int chunks, int H, int P, int N) {
+  const int f = blockIdx.x * blockDim.x + threadIdx.x, h = blockIdx.y, half = N / 2;
+  if (f > half) return;
+  const int qa = freq_to_slot(f, N), qb = freq_to_slot((N - f) % N, N);
+  float2 a = make_float2(0.f, 0.f), b = make_float2(0.f, 0.f);
+  for (int c = 0; c < chunks; ++c)
+    for (int pr = 0; pr < P; ++pr) {
+      const float2* base = s_partial + ((static_cast<int64_t>(c) * H + h) * P + pr) * N;
+      const float2 va = base[qa], vb = base[qb];
+      a.x += va.x;
+      a.y += va.y;
+      b.x += vb.x;
+      b.y += vb.y;
+    }
+  float2 g = make_float2(a.x + b.x, a.y - b.y);
+  if (f == 0 || f == half) g = make_float2(0.5f * g.x, 0.f);
+  dk_f[static_cast<int64_t>(h) * (half + 1) + f] = g;
+}
+
+cudaError_t launch_slots_to_spectrum_grad(const float2* s_partial, float2* dk_f, int chunks, int H, int P, int N,
+                                          cudaStream_t stream) {
+  slots_to_spectrum_grad_kernel<<<dim3((N / 2 + 256) / 256, H), 256, 0, stream>>>(s_partial, dk_f, chunks, H, P, N);
+  return cudaGetLastError();
+}
+
 }  // namespace longconv::fftconv

@@ -115,21 +115,35 @@ struct StoreSpec {
   const void* mul1;
 };
 
+// Shared memory of a block: the complex planes of the P pairs of a step, the staging rows
+// (raw inputs of the next pass, fetched with cp.async while the current pass computes), and one
+// "non-finite input" flag per row and pass.
+struct SmemLayout {
+  int planes_bytes, staging_bytes, flags_bytes;
+  __host__ __device__ SmemLayout(int N, int P, int L, bool staging, int elem_bytes)
+      : planes_bytes(P * 2 * N * elem_bytes),
+        staging_bytes(staging ? P * 2 * 2 * padded(L) * elem_bytes : 0),
+        flags_bytes(2 * P * 2 * static_cast<int>(sizeof(int))) {}
+  __host__ __device__ static int padded(int L) { return (L + 7) / 8 * 8; }
+  __host__ __device__ int total() const { return planes_bytes + staging_bytes + flags_bytes; }
+};
+
 template <typename T, int R0>
 struct Block {
   static constexpr int V = R0 > 1 ? 16 / R0 : 8;  // elements per row access in the first stage
 
   const Params& p;
   T* smem;
+  T* staging;
+  int* flags;  // [pass][pair][part]: the row had a non-finite input in this pass
   const int h, lane, warp;
-  const int N, S0, tiles, P;
+  const int N, S0, tiles, P, Lpad;
   const bool stage1;  // the radix-16 tensor-core stage (N >= 4096)
   Dft16<T> dft;
   float2 tw_core[2][4];  // W256^(row*col) at the accumulator positions of this lane
 
-  __device__ Block(const Params& params, T* shared)
+  __device__ Block(const Params& params, unsigned char* shared)
       : p(params),
-        smem(shared),
         h(blockIdx.x),
         lane(threadIdx.x & 31),
         warp(threadIdx.x >> 5),
@@ -137,7 +151,12 @@ struct Block {
         S0(params.N / R0),
         tiles(params.N / kCore),
         P(params.pairs_per_step),
+        Lpad(SmemLayout::padded(params.L)),
         stage1(params.N / (kCore * R0) == 16) {
+    const SmemLayout lay(N, P, p.L, p.use_staging, sizeof(T));
+    smem = reinterpret_cast<T*>(shared);
+    staging = reinterpret_cast<T*>(shared + lay.planes_bytes);
+    flags = reinterpret_cast<int*>(shared + lay.planes_bytes + lay.staging_bytes);
     dft.init(lane);
     const int g = lane >> 2, t = lane & 3;
 #pragma unroll
@@ -148,6 +167,7 @@ struct Block {
   }
 
   __device__ __forceinline__ T* plane(int pair, int part) const { return smem + (2 * pair + part) * N; }
+  __device__ __forceinline__ int& flag(int pass, int pair, int part) const { return flags[(pass * P + pair) * 2 + part]; }
 
   // Row (b = 2*pair + part, h) of a (B, H, L) tensor, or nullptr past the batch / if absent.
   __device__ __forceinline__ int64_t row_offset(int pair, int part) const {
@@ -162,33 +182,92 @@ struct Block {
     const int64_t off = row_offset(pair, part);
     return (base == nullptr || off < 0) ? nullptr : static_cast<T*>(base) + off;
   }
+  // Staged copy of the pass input (which = 0: src, 1: mul) of a row of the current step.
+  __device__ __forceinline__ T* staged_row(int local_pair, int part, int which) const {
+    return staging + ((local_pair * 2 + part) * 2 + which) * Lpad;
+  }
+
+  // Issue the copies of a pass's input rows into the staging buffer (needs vec_ok rows).
+  __device__ void prefetch(const LoadSpec& ld, int pair0) const {
+    const int chunks = p.L / 8;  // vec_ok implies L % 8 == 0
+    for (int it = threadIdx.x; it < P * 4 * chunks; it += kThreads) {
+      const int c = it % chunks, which = (it / chunks) & 1, part = (it / (2 * chunks)) & 1, pair = it / (4 * chunks);
+      const T* src = in_row(which ? ld.mul : ld.src, pair0 + pair, part);
+      if (src != nullptr) cp_async16(staged_row(pair, part, which) + 8 * c, src + 8 * c);
+    }
+    cp_async_commit();
+  }
+
+  // x[0..W) = src * mul at row positions [pos, pos + W) (zero past L or the batch). Non-finite
+  // values are zeroed and flag the row: the two rows of a pair share one FFT, so a NaN would
+  // otherwise leak into the partner row; the flagged row's outputs are written as NaN instead.
+  template <int W>
+  __device__ __forceinline__ void load_gated(float (&x)[W], const LoadSpec& ld, int local_pair, int pair0, int part,
+                                             int pos, int pass) const {
+#pragma unroll
+    for (int v = 0; v < W; ++v) x[v] = 0.f;
+    const int pair = pair0 + local_pair;
+    if (pos >= p.L || 2 * pair + part >= p.B) return;
+    if (p.use_staging) {
+      load_smem_vec<W>(x, staged_row(local_pair, part, 0) + pos);
+      if (ld.mul != nullptr) {
+        float m[W];
+        load_smem_vec<W>(m, staged_row(local_pair, part, 1) + pos);
+#pragma unroll
+        for (int v = 0; v < W; ++v) x[v] *= m[v];
+      }
+    } else {
+      load_row<T, W>(x, in_row(ld.src, pair, part), pos, p.L, p.vec_ok);
+      if (const T* mul = in_row(ld.mul, pair, part)) {
+        float m[W];
+        load_row<T, W>(m, mul, pos, p.L, p.vec_ok);
+#pragma unroll
+        for (int v = 0; v < W; ++v) x[v] *= m[v];
+      }
+    }
+    bool bad = false;
+#pragma unroll
+    for (int v = 0; v < W; ++v) {
+      if (!isfinite(x[v])) {
+        x[v] = 0.f;
+        bad = true;
+      }
+    }
+    if (bad) flag(pass, local_pair, part) = 1;
+  }
 
   template <int W>
-  __device__ __forceinline__ void load_gated(float (&x)[W], const LoadSpec& ld, int pair, int part, int pos) const {
-    const T* src = in_row(ld.src, pair, part);
-    if (src == nullptr || pos >= p.L) {
+  __device__ __forceinline__ static void load_smem_vec(float (&x)[W], const T* src) {
+    const typename VecBits<W>::type bits = *reinterpret_cast<const typename VecBits<W>::type*>(src);
+    const uint32_t* w = reinterpret_cast<const uint32_t*>(&bits);
 #pragma unroll
-      for (int v = 0; v < W; ++v) x[v] = 0.f;
-      return;
-    }
-    load_row<T, W>(x, src, pos, p.L, p.vec_ok);
-    if (const T* mul = in_row(ld.mul, pair, part)) {
-      float m[W];
-      load_row<T, W>(m, mul, pos, p.L, p.vec_ok);
-#pragma unroll
-      for (int v = 0; v < W; ++v) x[v] *= m[v];
+    for (int v = 0; v < W / 2; ++v) {
+      const float2 f = unpack2<T>(w[v]);
+      x[2 * v] = f.x;
+      x[2 * v + 1] = f.y;
     }
   }
 
   template <int W>
-  __device__ __forceinline__ void store_gated(const StoreSpec& st, const float (&x)[W], int pair, int part,
-                                              int pos) const {
+  __device__ __forceinline__ static void store_smem_vec(T* dst, const float (&x)[W]) {
+    typename VecBits<W>::type bits;
+    uint32_t* w = reinterpret_cast<uint32_t*>(&bits);
+#pragma unroll
+    for (int v = 0; v < W / 2; ++v) w[v] = pack2<T>(x[2 * v], x[2 * v + 1]);
+    *reinterpret_cast<typename VecBits<W>::type*>(dst) = bits;
+  }
+
+  template <int W>
+  __device__ __forceinline__ void store_gated(const StoreSpec& st, const float (&x)[W], int local_pair, int pair0,
+                                              int part, int pos, int pass) const {
+    const int pair = pair0 + local_pair;
     if (pos >= p.L) return;
     T* out0 = out_row(st.out0, pair, part);
     if (out0 == nullptr) return;
+    const bool bad = flag(pass, local_pair, part) != 0;
     float v0[W];
 #pragma unroll
-    for (int v = 0; v < W; ++v) v0[v] = x[v];
+    for (int v = 0; v < W; ++v) v0[v] = bad ? __int_as_float(0x7fffffff) : x[v];
     if (const T* mul = in_row(st.mul0, pair, part)) {
       float m[W];
       load_row<T, W>(m, mul, pos, p.L, p.vec_ok);
@@ -200,24 +279,20 @@ struct Block {
       float m[W], v1[W];
       load_row<T, W>(m, in_row(st.mul1, pair, part), pos, p.L, p.vec_ok);
 #pragma unroll
-      for (int v = 0; v < W; ++v) v1[v] = x[v] * m[v];
+      for (int v = 0; v < W; ++v) v1[v] = (bad ? __int_as_float(0x7fffffff) : x[v]) * m[v];
       store_row<T, W>(out1, v1, pos, p.L, p.vec_ok);
     }
   }
 
   // ---- first stage: plain load (R0 == 1) or radix-R0 DFT fused with the load (R0 > 1) ----
-  __device__ void load_forward(const LoadSpec& ld, int pair0) const {
+  __device__ void load_forward(const LoadSpec& ld, int pair0, int pass) const {
     if constexpr (R0 == 1) {
       const int chunks = N / 8;
       for (int it = threadIdx.x; it < P * 2 * chunks; it += kThreads) {
         const int c = it % chunks, part = (it / chunks) & 1, pair = it / (2 * chunks);
         float x[8];
-        load_gated<8>(x, ld, pair0 + pair, part, 8 * c);
-        uint4 bits;
-        uint32_t* w = reinterpret_cast<uint32_t*>(&bits);
-#pragma unroll
-        for (int v = 0; v < 4; ++v) w[v] = pack2<T>(x[2 * v], x[2 * v + 1]);
-        *reinterpret_cast<uint4*>(plane(pair, part) + swz(8 * c)) = bits;
+        load_gated<8>(x, ld, pair, pair0, part, 8 * c, pass);
+        store_smem_vec<8>(plane(pair, part) + swz(8 * c), x);
       }
     } else {
       const int groups = S0 / V;
@@ -227,10 +302,9 @@ struct Block {
         float re[R0][V], im[R0][V];
 #pragma unroll
         for (int n0 = 0; n0 < R0; ++n0) {
-          load_gated<V>(re[n0], ld, pair0 + pair, 0, n0 * S0 + c);
-          load_gated<V>(im[n0], ld, pair0 + pair, 1, n0 * S0 + c);
+          load_gated<V>(re[n0], ld, pair, pair0, 0, n0 * S0 + c, pass);
+          load_gated<V>(im[n0], ld, pair, pair0, 1, n0 * S0 + c, pass);
         }
-        float out_re[R0][V], out_im[R0][V];
 #pragma unroll
         for (int v = 0; v < V; ++v) {
           float xr[R0], xi[R0];
@@ -245,48 +319,29 @@ struct Block {
 #pragma unroll
           for (int k0 = 0; k0 < R0; ++k0) {
             const float2 y = cmul(make_float2(xr[k0], xi[k0]), w);
-            out_re[k0][v] = y.x;
-            out_im[k0][v] = y.y;
+            re[k0][v] = y.x;
+            im[k0][v] = y.y;
             w = cmul(w, w1);
           }
         }
 #pragma unroll
         for (int k0 = 0; k0 < R0; ++k0) {
-          store_smem(plane(pair, 0) + swz(k0 * S0 + c), out_re[k0]);
-          store_smem(plane(pair, 1) + swz(k0 * S0 + c), out_im[k0]);
+          store_smem_vec<V>(plane(pair, 0) + swz(k0 * S0 + c), re[k0]);
+          store_smem_vec<V>(plane(pair, 1) + swz(k0 * S0 + c), im[k0]);
         }
       }
     }
   }
 
-  __device__ __forceinline__ static void store_smem(T* dst, const float (&x)[V]) {
-    typename VecBits<V>::type bits;
-    uint32_t* w = reinterpret_cast<uint32_t*>(&bits);
-#pragma unroll
-    for (int v = 0; v < V / 2; ++v) w[v] = pack2<T>(x[2 * v], x[2 * v + 1]);
-    *reinterpret_cast<typename VecBits<V>::type*>(dst) = bits;
-  }
-
-  __device__ __forceinline__ static void load_smem(float (&x)[V], const T* src) {
-    const typename VecBits<V>::type bits = *reinterpret_cast<const typename VecBits<V>::type*>(src);
-    const uint32_t* w = reinterpret_cast<const uint32_t*>(&bits);
-#pragma unroll
-    for (int v = 0; v < V / 2; ++v) {
-      const float2 f = unpack2<T>(w[v]);
-      x[2 * v] = f.x;
-      x[2 * v + 1] = f.y;
-    }
-  }
-
   // ---- last stage: plain store (R0 == 1) or inverse radix-R0 DFT fused with the store ----
-  __device__ void store_inverse(const StoreSpec& st, int pair0) const {
+  __device__ void store_inverse(const StoreSpec& st, int pair0, int pass) const {
     if constexpr (R0 == 1) {
       const int chunks = (p.L + 7) / 8;
       for (int it = threadIdx.x; it < P * 2 * chunks; it += kThreads) {
         const int c = it % chunks, part = (it / chunks) & 1, pair = it / (2 * chunks);
         float x[8];
-        load_smem8(x, plane(pair, part) + swz(8 * c));
-        store_gated<8>(st, x, pair0 + pair, part, 8 * c);
+        load_smem_vec<8>(x, plane(pair, part) + swz(8 * c));
+        store_gated<8>(st, x, pair, pair0, part, 8 * c, pass);
       }
     } else {
       const int groups = S0 / V;
@@ -297,8 +352,8 @@ struct Block {
         float re[R0][V], im[R0][V];
 #pragma unroll
         for (int k0 = 0; k0 < R0; ++k0) {
-          load_smem(re[k0], plane(pair, 0) + swz(k0 * S0 + c));
-          load_smem(im[k0], plane(pair, 1) + swz(k0 * S0 + c));
+          load_smem_vec<V>(re[k0], plane(pair, 0) + swz(k0 * S0 + c));
+          load_smem_vec<V>(im[k0], plane(pair, 1) + swz(k0 * S0 + c));
         }
 #pragma unroll
         for (int v = 0; v < V; ++v) {
@@ -322,22 +377,11 @@ struct Block {
 #pragma unroll
         for (int n0 = 0; n0 < R0; ++n0) {
           if (n0 < rows_needed) {
-            store_gated<V>(st, re[n0], pair0 + pair, 0, n0 * S0 + c);
-            store_gated<V>(st, im[n0], pair0 + pair, 1, n0 * S0 + c);
+            store_gated<V>(st, re[n0], pair, pair0, 0, n0 * S0 + c, pass);
+            store_gated<V>(st, im[n0], pair, pair0, 1, n0 * S0 + c, pass);
           }
         }
       }
-    }
-  }
-
-  __device__ __forceinline__ static void load_smem8(float (&x)[8], const T* src) {
-    const uint4 bits = *reinterpret_cast<const uint4*>(src);
-    const uint32_t* w = reinterpret_cast<const uint32_t*>(&bits);
-#pragma unroll
-    for (int v = 0; v < 4; ++v) {
-      const float2 f = unpack2<T>(w[v]);
-      x[2 * v] = f.x;
-      x[2 * v + 1] = f.y;
     }
   }
 
@@ -373,27 +417,44 @@ struct Block {
       }
   }
 
+  // 8 complex values of this lane (slot order s = 4*nt + r of the accumulator pair (re, im)).
+  __device__ __forceinline__ static void load8(float2 (&v)[8], const float2* src) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float4 f = __ldg(reinterpret_cast<const float4*>(src) + i);
+      v[2 * i] = make_float2(f.x, f.y);
+      v[2 * i + 1] = make_float2(f.z, f.w);
+    }
+  }
+  __device__ __forceinline__ static void load8_rw(float2 (&v)[8], const float2* src) {  // not read-only
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float4 f = reinterpret_cast<const float4*>(src)[i];
+      v[2 * i] = make_float2(f.x, f.y);
+      v[2 * i + 1] = make_float2(f.z, f.w);
+    }
+  }
+  __device__ __forceinline__ static void store8(float2* dst, const float2 (&v)[8]) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      reinterpret_cast<float4*>(dst)[i] = make_float4(v[2 * i].x, v[2 * i].y, v[2 * i + 1].x, v[2 * i + 1].y);
+  }
+
   // Store accumulators (rows = digit at `stride`, 8-column tiles) as 16-bit pairs, optionally
   // times twiddles tw[4*nt + r] (conjugated if kConjTw).
-  template <bool kConjTw>
+  template <bool kTwiddle, bool kConjTw>
   __device__ __forceinline__ void store_tile(float (&d)[2][2][4], int pair, int base, int stride,
-                                             const float2* tw) const {
+                                             const float2 (&tw)[8]) const {
     const int g = lane >> 2, t = lane & 3;
-    if (tw != nullptr) {
+    if constexpr (kTwiddle) {
 #pragma unroll
       for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
-        for (int q = 0; q < 2; ++q) {
-          const float4 w = __ldg(reinterpret_cast<const float4*>(tw) + 2 * nt + q);
-          const float2 wa = make_float2(w.x, w.y), wb = make_float2(w.z, w.w);
-          float2 a = make_float2(d[0][nt][2 * q], d[1][nt][2 * q]);
-          float2 b = make_float2(d[0][nt][2 * q + 1], d[1][nt][2 * q + 1]);
-          a = kConjTw ? cmul_conj(a, wa) : cmul(a, wa);
-          b = kConjTw ? cmul_conj(b, wb) : cmul(b, wb);
-          d[0][nt][2 * q] = a.x;
-          d[1][nt][2 * q] = a.y;
-          d[0][nt][2 * q + 1] = b.x;
-          d[1][nt][2 * q + 1] = b.y;
+        for (int r = 0; r < 4; ++r) {
+          const float2 a = make_float2(d[0][nt][r], d[1][nt][r]);
+          const float2 y = kConjTw ? cmul_conj(a, tw[4 * nt + r]) : cmul(a, tw[4 * nt + r]);
+          d[0][nt][r] = y.x;
+          d[1][nt][r] = y.y;
         }
     }
 #pragma unroll
@@ -414,44 +475,20 @@ struct Block {
     for (int it = warp; it < P * R0 * 16; it += kWarps) {
       const int cb = it % 16, k0 = (it / 16) % R0, pair = it / (16 * R0);
       const int base = k0 * S0 + 16 * cb;
+      float2 tw[8];
+      if (!kInverse) load8(tw, p.tw_stage + (cb * 32 + lane) * 8);  // issued before the matmuls
       uint32_t bx[2][2][2];
       load_tile(bx, pair, base, kCore);
       float d[2][2][4];
       dft_rows<kInverse>(d, bx);
-      store_tile<false>(d, pair, base, kCore, kInverse ? nullptr : p.tw_stage + (cb * 32 + lane) * 8);
+      store_tile<!kInverse, false>(d, pair, base, kCore, tw);
     }
   }
 
-  // 8 complex filter-domain values of this lane for a tile: slot s = 4*bh + r.
-  __device__ __forceinline__ static void load_slots(float2 (&v)[8], const float2* src) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float4 f = __ldg(reinterpret_cast<const float4*>(src) + i);
-      v[2 * i] = make_float2(f.x, f.y);
-      v[2 * i + 1] = make_float2(f.z, f.w);
-    }
-  }
-  __device__ __forceinline__ static void load_slots_rw(float2 (&v)[8], const float2* src) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const float4 f = reinterpret_cast<const float4*>(src)[i];
-      v[2 * i] = make_float2(f.x, f.y);
-      v[2 * i + 1] = make_float2(f.z, f.w);
-    }
-  }
-  __device__ __forceinline__ static void store_slots(float2* dst, const float2 (&v)[8]) {
-#pragma unroll
-    for (int i = 0; i < 4; ++i)
-      reinterpret_cast<float4*>(dst)[i] = make_float4(v[2 * i].x, v[2 * i].y, v[2 * i + 1].x, v[2 * i + 1].y);
-  }
-
-  // The 256-point core of one tile: forward FFT, frequency-domain work, inverse FFT.
-  template <CoreMode kMode>
-  __device__ void core(int pair, int tile, int slot_block) const {
-    const int base = tile * kCore;
+  // Core forward: 256-point FFT of the tile at `base` -> this lane's 8 spectrum slots.
+  __device__ __forceinline__ void core_forward(float2 (&zs)[8], int pair, int base) const {
     uint32_t bx[2][2][2];
     load_tile(bx, pair, base, 16);
-
     // S1: DFT over the high digit i (data as B operand), then the core twiddle W256^(a j)
     float d1[2][2][4];
     dft_rows<false>(d1, bx);
@@ -483,55 +520,22 @@ struct Block {
         mma_16816<T>(z[nt], a2[ks], b[nt & 1], b[2 + (nt & 1)]);
       }
     }
-
-    // Frequency domain: this lane's 8 spectrum slots (s = 4*bh + r)
-    float2 zs[8];
 #pragma unroll
     for (int s = 0; s < 8; ++s) zs[s] = make_float2(z[s >> 2][s & 3], z[2 + (s >> 2)][s & 3]);
-    const int slot_off = (tile * 32 + lane) * 8;
-    const float2* k_slots = p.k_slots + static_cast<int64_t>(h) * N + slot_off;
-    float2 kv[8];
-    if constexpr (kMode == CoreMode::kConv) {
-      load_slots(kv, k_slots);
-#pragma unroll
-      for (int s = 0; s < 8; ++s) zs[s] = cmul(zs[s], kv[s]);
-    } else if constexpr (kMode == CoreMode::kSaveSpectrum || kMode == CoreMode::kSaveSpectrumConv) {
-      store_slots(p.x_scratch + static_cast<int64_t>(slot_block) * N + slot_off, zs);
-      if constexpr (kMode == CoreMode::kSaveSpectrum) return;
-      load_slots(kv, k_slots);
-#pragma unroll
-      for (int s = 0; s < 8; ++s) zs[s] = cmul(zs[s], kv[s]);
-    } else {  // kGradConv: S += conj(X) * DC; DX = DC * conj(K)
-      float2 xs[8], acc[8];
-      load_slots_rw(xs, p.x_scratch + static_cast<int64_t>(slot_block) * N + slot_off);
-      float2* s_ptr = p.s_partial + (static_cast<int64_t>(blockIdx.y) * p.H + h) * P * N +
-                      static_cast<int64_t>(pair) * N + slot_off;
-      load_slots_rw(acc, s_ptr);
-#pragma unroll
-      for (int s = 0; s < 8; ++s) {
-        const float2 c = cmul_conj(zs[s], xs[s]);
-        acc[s].x += c.x;
-        acc[s].y += c.y;
-      }
-      store_slots(s_ptr, acc);
-      load_slots(kv, k_slots);
-#pragma unroll
-      for (int s = 0; s < 8; ++s) zs[s] = cmul_conj(zs[s], kv[s]);
-    }
-#pragma unroll
-    for (int s = 0; s < 8; ++s) {
-      z[s >> 2][s & 3] = zs[s].x;
-      z[2 + (s >> 2)][s & 3] = zs[s].y;
-    }
+  }
 
+  // Core inverse: 8 spectrum slots per lane -> inverse 256-point FFT -> 16-bit tile at `base`
+  // (times the conjugate radix-16 stage twiddles `tw_epi` when that stage exists).
+  __device__ __forceinline__ void core_inverse(const float2 (&zs)[8], int pair, int base, const float2 (&tw_epi)[8]) const {
     // S3: inverse DFT over b; the transposed accumulators are B operands
-    uint32_t b3[2][2][2];  // [part][a-half][reg]
+    uint32_t b3[2][2][2];  // [part][a-half][reg]; slot s = 4*bh + r holds (re, im) of z[bh].r
 #pragma unroll
-    for (int part = 0; part < 2; ++part)
+    for (int ah = 0; ah < 2; ++ah)
 #pragma unroll
-      for (int ah = 0; ah < 2; ++ah) {
-        b3[part][ah][0] = pack2<T>(z[2 * part][2 * ah], z[2 * part][2 * ah + 1]);
-        b3[part][ah][1] = pack2<T>(z[2 * part + 1][2 * ah], z[2 * part + 1][2 * ah + 1]);
+      for (int bh = 0; bh < 2; ++bh) {
+        const float2 lo = zs[4 * bh + 2 * ah], hi = zs[4 * bh + 2 * ah + 1];
+        b3[0][ah][bh] = pack2<T>(lo.x, hi.x);
+        b3[1][ah][bh] = pack2<T>(lo.y, hi.y);
       }
     float d3[2][2][4];
     dft_rows<true>(d3, b3);
@@ -554,69 +558,123 @@ struct Block {
       }
     float d4[2][2][4];
     dft_rows<true>(d4, b4);
-    // the radix-16 stage's inverse twiddle is applied here, before rounding to 16 bits
-    store_tile<true>(d4, pair, base, 16, stage1 ? p.tw_core + ((tile % 16) * 32 + lane) * 8 : nullptr);
+    if (stage1)
+      store_tile<true, true>(d4, pair, base, 16, tw_epi);
+    else
+      store_tile<false, false>(d4, pair, base, 16, tw_epi);
   }
 
+  // The 256-point core of one tile: forward FFT, frequency-domain work, inverse FFT.
   template <CoreMode kMode>
-  __device__ void core_all(int slot_block0) const {
-    for (int it = warp; it < P * tiles; it += kWarps) {
-      const int tile = it % tiles, pair = it / tiles;
-      core<kMode>(pair, tile, slot_block0 + pair);
+  __device__ void core(int pair, int tile, bool first_step) const {
+    const int base = tile * kCore;
+    const int slot_off = (tile * 32 + lane) * 8;
+    const int64_t block_slot = static_cast<int64_t>(blockIdx.y * gridDim.x + blockIdx.x) * P + pair;
+    float2* x_slots = p.x_scratch + block_slot * N + slot_off;
+    float2 zs[8], kv[8];
+    if constexpr (kMode == CoreMode::kSaveSpectrum) {
+      core_forward(zs, pair, base);
+      store8(x_slots, zs);
+      return;
+    } else {
+      // global loads first, so that their latency hides behind the forward matmuls
+      load8(kv, p.k_slots + static_cast<int64_t>(h) * N + slot_off);
+      float2 tw_epi[8];
+      if (stage1) load8(tw_epi, p.tw_core + ((tile % 16) * 32 + lane) * 8);
+      if constexpr (kMode == CoreMode::kGradConv) {
+        float2 xs[8];
+        load8_rw(xs, x_slots);
+        core_forward(zs, pair, base);
+        // S += conj(X) DC in this block's accumulator (NaN if a row of the pair was non-finite)
+        const bool bad = flag(0, pair, 0) | flag(0, pair, 1) | flag(1, pair, 0) | flag(1, pair, 1);
+        float2* s_ptr = p.s_partial + ((static_cast<int64_t>(blockIdx.y) * p.H + h) * P + pair) * N + slot_off;
+        float2 acc[8];
+        if (first_step) {
+#pragma unroll
+          for (int s = 0; s < 8; ++s) acc[s] = make_float2(0.f, 0.f);
+        } else {
+          load8_rw(acc, s_ptr);
+        }
+#pragma unroll
+        for (int s = 0; s < 8; ++s) {
+          const float2 c = bad ? make_float2(__int_as_float(0x7fffffff), 0.f) : cmul_conj(zs[s], xs[s]);
+          acc[s] = make_float2(acc[s].x + c.x, acc[s].y + c.y);
+          zs[s] = cmul_conj(zs[s], kv[s]);  // DX = DC * conj(K)
+        }
+        store8(s_ptr, acc);
+      } else {
+        core_forward(zs, pair, base);
+        if constexpr (kMode == CoreMode::kSaveSpectrumConv) store8(x_slots, zs);
+#pragma unroll
+        for (int s = 0; s < 8; ++s) zs[s] = cmul(zs[s], kv[s]);
+      }
+      core_inverse(zs, pair, base, tw_epi);
     }
   }
 
   // One FFT -> (frequency-domain work) -> inverse FFT pass over the P pairs starting at pair0.
+  // While it computes, the input rows of the next pass (next_ld at next_pair0 >= 0) are fetched.
   template <CoreMode kMode>
-  __device__ void pass(const LoadSpec& ld, const StoreSpec& st, int pair0) const {
-    load_forward(ld, pair0);
+  __device__ void pass(const LoadSpec& ld, const StoreSpec& st, int pair0, int pass, const LoadSpec& next_ld,
+                       int next_pair0, bool first_step) const {
+    if (pass == 0 && threadIdx.x < 4 * P) flags[threadIdx.x] = 0;  // new step: clear both passes' flags
+    if (p.use_staging) cp_async_wait_all();
     __syncthreads();
+    load_forward(ld, pair0, pass);
+    __syncthreads();
+    if (p.use_staging && next_pair0 >= 0) prefetch(next_ld, next_pair0);
     if (stage1) {
       stage16<false>();
       __syncthreads();
     }
-    const int slot_block0 = (blockIdx.y * gridDim.x + blockIdx.x) * P;
-    core_all<kMode>(slot_block0);
+    for (int it = warp; it < P * tiles; it += kWarps) core<kMode>(it / tiles, it % tiles, first_step);
     __syncthreads();
     if constexpr (kMode == CoreMode::kSaveSpectrum) return;
     if (stage1) {
       stage16<true>();
       __syncthreads();
     }
-    store_inverse(st, pair0);
+    store_inverse(st, pair0, pass);
     __syncthreads();
   }
 };
 
 template <typename T, int R0>
-__global__ void __launch_bounds__(kThreads) fftconv_forward_kernel(const __grid_constant__ Params p) {
+__global__ void __launch_bounds__(kThreads, 2) fftconv_forward_kernel(const __grid_constant__ Params p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  const Block<T, R0> blk(p, reinterpret_cast<T*>(smem_raw));
-  const int n_steps = ((p.B + 1) / 2 + p.pairs_per_step - 1) / p.pairs_per_step;
+  const Block<T, R0> blk(p, smem_raw);
+  const int P = p.pairs_per_step;
+  const int n_steps = ((p.B + 1) / 2 + P - 1) / P;
   const LoadSpec ld{p.u, p.pre};
   const StoreSpec st{p.y, p.post, nullptr, nullptr};
-  for (int step = blockIdx.y; step < n_steps; step += gridDim.y)
-    blk.template pass<CoreMode::kConv>(ld, st, step * p.pairs_per_step);
+  if (p.use_staging && blockIdx.y < n_steps) blk.prefetch(ld, blockIdx.y * P);
+  for (int step = blockIdx.y; step < n_steps; step += gridDim.y) {
+    const int next = step + gridDim.y;
+    blk.template pass<CoreMode::kConv>(ld, st, step * P, 0, ld, next < n_steps ? next * P : -1, step == blockIdx.y);
+  }
 }
 
 template <typename T, int R0>
-__global__ void __launch_bounds__(kThreads) fftconv_backward_kernel(const __grid_constant__ Params p) {
+__global__ void __launch_bounds__(kThreads, 2) fftconv_backward_kernel(const __grid_constant__ Params p) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  const Block<T, R0> blk(p, reinterpret_cast<T*>(smem_raw));
-  const int n_steps = ((p.B + 1) / 2 + p.pairs_per_step - 1) / p.pairs_per_step;
-  // pass 1: X = F(pre*u) (kept per block); with a post gate also dpost = dy * conv(pre*u)
+  const Block<T, R0> blk(p, smem_raw);
+  const int P = p.pairs_per_step;
+  const int n_steps = ((p.B + 1) / 2 + P - 1) / P;
+  // pass 0: X = F(pre*u) (kept per block); with a post gate also dpost = dy * conv(pre*u)
   const LoadSpec ld_x{p.u, p.pre};
   const StoreSpec st_dpost{p.dpost, p.dy, nullptr, nullptr};
-  // pass 2: DC = F(post*dy); S += conj(X) DC; du = pre * corr(dc), dpre = u * corr(dc)
+  // pass 1: DC = F(post*dy); S += conj(X) DC; du = pre * corr(dc), dpre = u * corr(dc)
   const LoadSpec ld_dc{p.dy, p.post};
   const StoreSpec st_du{p.du, p.pre, p.dpre, p.u};
+  if (p.use_staging && blockIdx.y < n_steps) blk.prefetch(ld_x, blockIdx.y * P);
   for (int step = blockIdx.y; step < n_steps; step += gridDim.y) {
-    const int pair0 = step * p.pairs_per_step;
+    const int pair0 = step * P, next = step + gridDim.y;
+    const bool first = step == blockIdx.y;
     if (p.post != nullptr)
-      blk.template pass<CoreMode::kSaveSpectrumConv>(ld_x, st_dpost, pair0);
+      blk.template pass<CoreMode::kSaveSpectrumConv>(ld_x, st_dpost, pair0, 0, ld_dc, pair0, first);
     else
-      blk.template pass<CoreMode::kSaveSpectrum>(ld_x, st_dpost, pair0);
-    blk.template pass<CoreMode::kGradConv>(ld_dc, st_du, pair0);
+      blk.template pass<CoreMode::kSaveSpectrum>(ld_x, st_dpost, pair0, 0, ld_dc, pair0, first);
+    blk.template pass<CoreMode::kGradConv>(ld_dc, st_du, pair0, 1, ld_x, next < n_steps ? next * P : -1, first);
   }
 }
 

@@ -7,12 +7,31 @@
 
 namespace longconv::fftconv {
 
-inline int radix0(int N) {  // R0 of N = R0 * R1 * 256 (R1 = 16 once N >= 4096)
+__host__ __device__ inline int radix0(int N) {  // R0 of N = R0 * R1 * 256 (R1 = 16 once N >= 4096)
   const int outer = N / kCore;
   return outer >= 16 ? outer / 16 : outer;
 }
 
-inline int pairs_per_step(int N) { return std::max(1, kWarps * kCore / N); }
+// Pairs of rows per step: ~8K complex points per step (4 core tiles per warp) for N <= 8K, but
+// no more pairs than the batch has.
+inline int pairs_per_step(int N, int B) { return std::max(1, std::min(8192 / N, (B + 1) / 2)); }
+
+// Slot q = tile*256 + lane*8 + s of the kernel's spectrum layout -> frequency (see
+// kernels_api.slot_frequencies), and back.
+__host__ __device__ inline int slot_to_freq(int q, int N) {
+  const int r0 = radix0(N), r1 = N / (kCore * r0);
+  const int tile = q / kCore, lane = (q / 8) % 32, s = q % 8;
+  const int g = lane / 4, t = lane % 4, bh = s / 4, r = s % 4;
+  const int row = g + 8 * (r / 2), col = 8 * bh + 2 * t + r % 2;
+  return tile / r1 + r0 * (tile % r1) + r0 * r1 * (row + 16 * col);
+}
+__host__ __device__ inline int freq_to_slot(int f, int N) {
+  const int r0 = radix0(N), r1 = N / (kCore * r0);
+  const int k0 = f % r0, k1 = (f / r0) % r1, kc = f / (r0 * r1);
+  const int row = kc % 16, col = kc / 16;
+  const int g = row % 8, t = (col % 8) / 2, s = 4 * (col / 8) + 2 * (row / 8) + col % 2;
+  return (k0 * r1 + k1) * kCore + (4 * g + t) * 8 + s;
+}
 
 // Calls f(kernel) with the kernel instantiated for (dtype, R0 of N).
 template <template <typename, int> class KernelOf, typename F>
@@ -34,13 +53,20 @@ cudaError_t with_kernel(int N, DType dtype, F&& f) {
 
 template <typename Kernel>
 inline Geometry geometry_of(Kernel kernel, const Params& p, int elem_bytes) {
+  static int sms = 0, max_smem = 0;
+  if (sms == 0) {
+    int device = 0;
+    cudaGetDevice(&device);
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+    cudaDeviceGetAttribute(&max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  }
   Geometry geo{};
-  geo.pairs_per_step = pairs_per_step(p.N);
+  geo.pairs_per_step = pairs_per_step(p.N, p.B);
   geo.threads = kThreads;
-  geo.smem_bytes = geo.pairs_per_step * 2 * p.N * elem_bytes;
-  int device = 0, sms = 1, per_sm = 1;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  const SmemLayout staged(p.N, geo.pairs_per_step, p.L, true, elem_bytes);
+  geo.use_staging = p.vec_ok && staged.total() <= max_smem;
+  geo.smem_bytes = SmemLayout(p.N, geo.pairs_per_step, p.L, geo.use_staging, elem_bytes).total();
+  int per_sm = 1;
   cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, geo.smem_bytes);
   cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, geo.smem_bytes);
   const int n_steps = ((p.B + 1) / 2 + geo.pairs_per_step - 1) / geo.pairs_per_step;
@@ -56,6 +82,7 @@ inline cudaError_t launch_with(Kernel kernel, const Params& p, const Geometry& g
   if (err != cudaSuccess) return err;
   Params q = p;
   q.pairs_per_step = geo.pairs_per_step;
+  q.use_staging = geo.use_staging;
   kernel<<<dim3(p.H, geo.chunks), geo.threads, geo.smem_bytes, stream>>>(q);
   return cudaGetLastError();
 }

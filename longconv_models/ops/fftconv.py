@@ -17,6 +17,7 @@ Layering: :func:`fftconv` (validation, filter spectrum) -> ``torch.ops.longconv.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from dataclasses import dataclass
 
@@ -74,16 +75,23 @@ class FilterSpectrum:
 def filter_spectrum(
     k: Tensor, fft_size: int, k_rev: Tensor | None = None, bias: Tensor | None = None
 ) -> Tensor:
-    """Differentiable rfft of the circular filter built from k, k_rev and bias (fp32 or fp64)."""
+    """Differentiable rfft of the circular filter built from k, k_rev and bias (fp32 or fp64).
+
+    Computed without materialising the N-point buffer: rfft(k, N) + bias + (the anti-causal
+    taps, k_rev[j] at position N-1-j) exp(2 pi i f / N) * conj(rfft(k_rev, N))."""
     real, _ = compute_dtypes(k.dtype)
-    N = fft_size
-    k_circ = F.pad(k.to(real), (0, N - k.shape[-1]))
+    k_f = torch.fft.rfft(k.to(real), n=fft_size)
     if k_rev is not None:
-        # anti-causal lag j+1 sits at position N-1-j
-        k_circ = k_circ + F.pad(k_rev.to(real).flip(-1), (N - k_rev.shape[-1], 0))
+        k_f = k_f + _unit_phase(fft_size, k.device, real) * torch.fft.rfft(k_rev.to(real), n=fft_size).conj()
     if bias is not None:
-        k_circ = k_circ + F.pad(bias.to(real)[:, None], (0, N - 1))
-    return torch.fft.rfft(k_circ, n=N)
+        k_f = k_f + bias.to(real)[:, None]
+    return k_f
+
+
+@functools.lru_cache(maxsize=64)
+def _unit_phase(fft_size: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    f = torch.arange(fft_size // 2 + 1, dtype=torch.float64)
+    return torch.polar(torch.ones_like(f), 2 * torch.pi * f / fft_size).to(device=device, dtype=compute_dtypes(dtype)[1])
 
 
 def _check_filter(name: str, k: object, H: int | None, fft_size: int | None) -> Tensor:
