@@ -142,9 +142,10 @@ def _(dy, x, weight, bias, pad_left, channels_last):
     K = weight.shape[-1]
     w32 = weight.float()
     dx = mod.shortconv_fwd(dy, w32.flip(-1).contiguous(), None, K - 1 - pad_left, channels_last)
-    sums = mod.shortconv_wgrad(x, dy, K, pad_left, channels_last).sum(0)
-    db = weight.new_empty(0) if bias is None else sums[:, K].to(weight.dtype)
-    return dx, sums[:, :K].to(weight.dtype), db
+    sums = mod.shortconv_wgrad(x, dy, K, pad_left, channels_last).sum(0)  # (H, K + 1)
+    # outputs of a custom op must not alias each other: copy the two column ranges out
+    db = weight.new_empty(0) if bias is None else sums[:, K].to(weight.dtype).contiguous()
+    return dx, sums[:, :K].to(weight.dtype).contiguous(), db
 
 
 @_short_conv_bwd_op.register_fake
