@@ -98,18 +98,22 @@ __device__ __forceinline__ float2 unit_root_accurate(int num, int den) {
   return make_float2(c, s);
 }
 
-// ---- global memory: V consecutive 16-bit elements ---------------------------------------------
-template <int V> struct VecBits;
-template <> struct VecBits<2> { using type = uint32_t; };
-template <> struct VecBits<4> { using type = uint2; };
-template <> struct VecBits<8> { using type = uint4; };
+// ---- vector accesses of V consecutive elements --------------------------------------------
+// A register type of `Bytes` bytes (one access up to 16 bytes, two for 32).
+struct alignas(16) Bits32 { uint4 lo, hi; };
+template <int Bytes> struct VecBytes;
+template <> struct VecBytes<4> { using type = uint32_t; };
+template <> struct VecBytes<8> { using type = uint2; };
+template <> struct VecBytes<16> { using type = uint4; };
+template <> struct VecBytes<32> { using type = Bits32; };
+template <typename T, int V> using Vec = typename VecBytes<V * static_cast<int>(sizeof(T))>::type;
 
 // Loads elements [pos, pos+V) of a row of length L as floats; out-of-range elements read as 0.
 // `vec_ok`: the row start is aligned so that a full in-range vector can be loaded in one access.
 template <typename T, int V>
 __device__ __forceinline__ void load_row(float (&out)[V], const T* __restrict__ row, int pos, int L, bool vec_ok) {
   if (vec_ok && pos + V <= L) {
-    typename VecBits<V>::type bits = __ldg(reinterpret_cast<const typename VecBits<V>::type*>(row + pos));
+    const Vec<T, V> bits = *reinterpret_cast<const Vec<T, V>*>(row + pos);
     const T* e = reinterpret_cast<const T*>(&bits);
 #pragma unroll
     for (int v = 0; v < V; ++v) out[v] = to_float(e[v]);
@@ -122,11 +126,11 @@ __device__ __forceinline__ void load_row(float (&out)[V], const T* __restrict__ 
 template <typename T, int V>
 __device__ __forceinline__ void store_row(T* __restrict__ row, const float (&in)[V], int pos, int L, bool vec_ok) {
   if (vec_ok && pos + V <= L) {
-    typename VecBits<V>::type bits;
+    Vec<T, V> bits;
     T* e = reinterpret_cast<T*>(&bits);
 #pragma unroll
     for (int v = 0; v < V; ++v) e[v] = from_float<T>(in[v]);
-    *reinterpret_cast<typename VecBits<V>::type*>(row + pos) = bits;
+    *reinterpret_cast<Vec<T, V>*>(row + pos) = bits;
   } else {
 #pragma unroll
     for (int v = 0; v < V; ++v)

@@ -14,6 +14,8 @@ constexpr int kWarps = 8;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kCore = 256;  // points of the in-register core: a 16x16 tile per warp
 
+__host__ __device__ constexpr int ilog2(int x) { return x <= 1 ? 0 : 1 + ilog2(x / 2); }
+
 // Element offset within a plane -> physical offset: 16-byte chunks XOR-permuted so that ldmatrix
 // rows at stride 16 or 256 elements and the accumulator stores are bank-conflict free.
 __device__ __forceinline__ int swz(int e) {
@@ -138,6 +140,11 @@ struct Block {
   int* flags;  // [pass][pair][part]: the row had a non-finite input in this pass
   const int h, lane, warp;
   const int N, S0, tiles, P, Lpad;
+  const int log_tiles;     // log2(N / 256)
+  const int log_chunks;    // log2(N / 8): 16-byte chunks of a plane
+  const int log_lchunks;   // ceil(log2(ceil(L / 8))): chunks of a row, rounded up to a power of two
+  const int64_t HL, hL;    // H * L and h * L: row (b, h) starts at b * HL + hL
+  int tile_lds, tile_sts[2][2];  // this lane's swizzled ldmatrix / store offsets within a core tile
   const bool stage1;  // the radix-16 tensor-core stage (N >= 4096)
   Dft16<T> dft;
   float2 tw_core[2][4];  // W256^(row*col) at the accumulator positions of this lane
@@ -152,6 +159,11 @@ struct Block {
         tiles(params.N / kCore),
         P(params.pairs_per_step),
         Lpad(SmemLayout::padded(params.L)),
+        log_tiles(ilog2(params.N / kCore)),
+        log_chunks(ilog2(params.N / 8)),
+        log_lchunks(ilog2(2 * ((params.L + 7) / 8) - 1)),
+        HL(static_cast<int64_t>(params.H) * params.L),
+        hL(static_cast<int64_t>(blockIdx.x) * params.L),
         stage1(params.N / (kCore * R0) == 16) {
     const SmemLayout lay(N, P, p.L, p.use_staging, sizeof(T));
     smem = reinterpret_cast<T*>(shared);
@@ -164,22 +176,31 @@ struct Block {
 #pragma unroll
       for (int r = 0; r < 4; ++r)
         tw_core[nt][r] = unit_root_accurate((g + 8 * (r >> 1)) * (8 * nt + 2 * t + (r & 1)), kCore);
+    // Within a core tile (256 elements = 32 chunks at tile*256), swz(tile*256 + e) =
+    // tile*256 + (swz(e) ^ ((tile & 7) << 3)): precompute swz(e) for this lane's accesses.
+    const int m = lane >> 3;
+    tile_lds = swz(((lane & 7) + 8 * (m & 1)) * 16 + 8 * (m >> 1));
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+      for (int q = 0; q < 2; ++q) tile_sts[nt][q] = swz((g + 8 * q) * 16 + 8 * nt + 2 * t);
   }
+
+  // Physical offset of a precomputed in-tile offset `local` (swizzled) in core tile `tile`.
+  __device__ __forceinline__ static int in_tile(int tile, int local) { return tile * kCore + (local ^ ((tile & 7) << 3)); }
 
   __device__ __forceinline__ T* plane(int pair, int part) const { return smem + (2 * pair + part) * N; }
   __device__ __forceinline__ int& flag(int pass, int pair, int part) const { return flags[(pass * P + pair) * 2 + part]; }
 
-  // Row (b = 2*pair + part, h) of a (B, H, L) tensor, or nullptr past the batch / if absent.
+  // Offset of row (b = 2*pair + part, h) of a (B, H, L) tensor, or -1 past the batch.
   __device__ __forceinline__ int64_t row_offset(int pair, int part) const {
     const int b = 2 * pair + part;
-    return b < p.B ? (static_cast<int64_t>(b) * p.H + h) * p.L : -1;
+    return b < p.B ? b * HL + hL : -1;
   }
-  __device__ __forceinline__ const T* in_row(const void* base, int pair, int part) const {
-    const int64_t off = row_offset(pair, part);
+  __device__ __forceinline__ const T* in_row(const void* base, int64_t off) const {
     return (base == nullptr || off < 0) ? nullptr : static_cast<const T*>(base) + off;
   }
-  __device__ __forceinline__ T* out_row(void* base, int pair, int part) const {
-    const int64_t off = row_offset(pair, part);
+  __device__ __forceinline__ T* out_row(void* base, int64_t off) const {
     return (base == nullptr || off < 0) ? nullptr : static_cast<T*>(base) + off;
   }
   // Staged copy of the pass input (which = 0: src, 1: mul) of a row of the current step.
@@ -190,9 +211,11 @@ struct Block {
   // Issue the copies of a pass's input rows into the staging buffer (needs vec_ok rows).
   __device__ void prefetch(const LoadSpec& ld, int pair0) const {
     const int chunks = p.L / 8;  // vec_ok implies L % 8 == 0
-    for (int it = threadIdx.x; it < P * 4 * chunks; it += kThreads) {
-      const int c = it % chunks, which = (it / chunks) & 1, part = (it / (2 * chunks)) & 1, pair = it / (4 * chunks);
-      const T* src = in_row(which ? ld.mul : ld.src, pair0 + pair, part);
+    for (int it = threadIdx.x; it < (P * 4) << log_lchunks; it += kThreads) {
+      const int c = it & ((1 << log_lchunks) - 1);
+      if (c >= chunks) continue;
+      const int which = (it >> log_lchunks) & 1, part = (it >> (log_lchunks + 1)) & 1, pair = it >> (log_lchunks + 2);
+      const T* src = in_row(which ? ld.mul : ld.src, row_offset(pair0 + pair, part));
       if (src != nullptr) cp_async16(staged_row(pair, part, which) + 8 * c, src + 8 * c);
     }
     cp_async_commit();
@@ -206,8 +229,8 @@ struct Block {
                                              int pos, int pass) const {
 #pragma unroll
     for (int v = 0; v < W; ++v) x[v] = 0.f;
-    const int pair = pair0 + local_pair;
-    if (pos >= p.L || 2 * pair + part >= p.B) return;
+    const int64_t off = row_offset(pair0 + local_pair, part);
+    if (pos >= p.L || off < 0) return;
     if (p.use_staging) {
       load_smem_vec<W>(x, staged_row(local_pair, part, 0) + pos);
       if (ld.mul != nullptr) {
@@ -217,28 +240,27 @@ struct Block {
         for (int v = 0; v < W; ++v) x[v] *= m[v];
       }
     } else {
-      load_row<T, W>(x, in_row(ld.src, pair, part), pos, p.L, p.vec_ok);
-      if (const T* mul = in_row(ld.mul, pair, part)) {
+      load_row<T, W>(x, static_cast<const T*>(ld.src) + off, pos, p.L, p.vec_ok);
+      if (ld.mul != nullptr) {
         float m[W];
-        load_row<T, W>(m, mul, pos, p.L, p.vec_ok);
+        load_row<T, W>(m, static_cast<const T*>(ld.mul) + off, pos, p.L, p.vec_ok);
 #pragma unroll
         for (int v = 0; v < W; ++v) x[v] *= m[v];
       }
     }
-    bool bad = false;
+    float probe = 0.f;  // NaN iff some x is NaN or infinite (x * 0)
 #pragma unroll
-    for (int v = 0; v < W; ++v) {
-      if (!isfinite(x[v])) {
-        x[v] = 0.f;
-        bad = true;
-      }
+    for (int v = 0; v < W; ++v) probe = fmaf(x[v], 0.f, probe);
+    if (probe != probe) {
+#pragma unroll
+      for (int v = 0; v < W; ++v) x[v] = isfinite(x[v]) ? x[v] : 0.f;
+      flag(pass, local_pair, part) = 1;
     }
-    if (bad) flag(pass, local_pair, part) = 1;
   }
 
   template <int W>
   __device__ __forceinline__ static void load_smem_vec(float (&x)[W], const T* src) {
-    const typename VecBits<W>::type bits = *reinterpret_cast<const typename VecBits<W>::type*>(src);
+    const Vec<T, W> bits = *reinterpret_cast<const Vec<T, W>*>(src);
     const uint32_t* w = reinterpret_cast<const uint32_t*>(&bits);
 #pragma unroll
     for (int v = 0; v < W / 2; ++v) {
@@ -250,55 +272,53 @@ struct Block {
 
   template <int W>
   __device__ __forceinline__ static void store_smem_vec(T* dst, const float (&x)[W]) {
-    typename VecBits<W>::type bits;
+    Vec<T, W> bits;
     uint32_t* w = reinterpret_cast<uint32_t*>(&bits);
 #pragma unroll
     for (int v = 0; v < W / 2; ++v) w[v] = pack2<T>(x[2 * v], x[2 * v + 1]);
-    *reinterpret_cast<typename VecBits<W>::type*>(dst) = bits;
+    *reinterpret_cast<Vec<T, W>*>(dst) = bits;
   }
 
   template <int W>
   __device__ __forceinline__ void store_gated(const StoreSpec& st, const float (&x)[W], int local_pair, int pair0,
                                               int part, int pos, int pass) const {
-    const int pair = pair0 + local_pair;
-    if (pos >= p.L) return;
-    T* out0 = out_row(st.out0, pair, part);
-    if (out0 == nullptr) return;
+    const int64_t off = row_offset(pair0 + local_pair, part);
+    if (pos >= p.L || off < 0) return;
     const bool bad = flag(pass, local_pair, part) != 0;
     float v0[W];
 #pragma unroll
     for (int v = 0; v < W; ++v) v0[v] = bad ? __int_as_float(0x7fffffff) : x[v];
-    if (const T* mul = in_row(st.mul0, pair, part)) {
+    float v1[W];
+    if (st.out1 != nullptr) {  // out1 = v * mul1 (mul1 present whenever out1 is)
       float m[W];
-      load_row<T, W>(m, mul, pos, p.L, p.vec_ok);
+      load_row<T, W>(m, static_cast<const T*>(st.mul1) + off, pos, p.L, p.vec_ok);
+#pragma unroll
+      for (int v = 0; v < W; ++v) v1[v] = v0[v] * m[v];
+    }
+    if (st.mul0 != nullptr) {
+      float m[W];
+      load_row<T, W>(m, static_cast<const T*>(st.mul0) + off, pos, p.L, p.vec_ok);
 #pragma unroll
       for (int v = 0; v < W; ++v) v0[v] *= m[v];
     }
-    store_row<T, W>(out0, v0, pos, p.L, p.vec_ok);
-    if (T* out1 = out_row(st.out1, pair, part)) {
-      float m[W], v1[W];
-      load_row<T, W>(m, in_row(st.mul1, pair, part), pos, p.L, p.vec_ok);
-#pragma unroll
-      for (int v = 0; v < W; ++v) v1[v] = (bad ? __int_as_float(0x7fffffff) : x[v]) * m[v];
-      store_row<T, W>(out1, v1, pos, p.L, p.vec_ok);
-    }
+    store_row<T, W>(static_cast<T*>(st.out0) + off, v0, pos, p.L, p.vec_ok);
+    if (st.out1 != nullptr) store_row<T, W>(static_cast<T*>(st.out1) + off, v1, pos, p.L, p.vec_ok);
   }
 
   // ---- first stage: plain load (R0 == 1) or radix-R0 DFT fused with the load (R0 > 1) ----
   __device__ void load_forward(const LoadSpec& ld, int pair0, int pass) const {
     if constexpr (R0 == 1) {
-      const int chunks = N / 8;
-      for (int it = threadIdx.x; it < P * 2 * chunks; it += kThreads) {
-        const int c = it % chunks, part = (it / chunks) & 1, pair = it / (2 * chunks);
+      for (int it = threadIdx.x; it < (P * 2) << log_chunks; it += kThreads) {
+        const int c = it & ((1 << log_chunks) - 1), part = (it >> log_chunks) & 1, pair = it >> (log_chunks + 1);
         float x[8];
         load_gated<8>(x, ld, pair, pair0, part, 8 * c, pass);
         store_smem_vec<8>(plane(pair, part) + swz(8 * c), x);
       }
     } else {
-      const int groups = S0 / V;
+      const int log_groups = log_chunks + 3 - ilog2(R0 * V);  // log2(S0 / V)
       const float scale = rsqrtf(static_cast<float>(R0));
-      for (int it = threadIdx.x; it < P * groups; it += kThreads) {
-        const int c = (it % groups) * V, pair = it / groups;
+      for (int it = threadIdx.x; it < P << log_groups; it += kThreads) {
+        const int c = (it & ((1 << log_groups) - 1)) * V, pair = it >> log_groups;
         float re[R0][V], im[R0][V];
 #pragma unroll
         for (int n0 = 0; n0 < R0; ++n0) {
@@ -336,19 +356,19 @@ struct Block {
   // ---- last stage: plain store (R0 == 1) or inverse radix-R0 DFT fused with the store ----
   __device__ void store_inverse(const StoreSpec& st, int pair0, int pass) const {
     if constexpr (R0 == 1) {
-      const int chunks = (p.L + 7) / 8;
-      for (int it = threadIdx.x; it < P * 2 * chunks; it += kThreads) {
-        const int c = it % chunks, part = (it / chunks) & 1, pair = it / (2 * chunks);
+      for (int it = threadIdx.x; it < (P * 2) << log_lchunks; it += kThreads) {
+        const int c = it & ((1 << log_lchunks) - 1), part = (it >> log_lchunks) & 1, pair = it >> (log_lchunks + 1);
+        if (8 * c >= p.L) continue;
         float x[8];
         load_smem_vec<8>(x, plane(pair, part) + swz(8 * c));
         store_gated<8>(st, x, pair, pair0, part, 8 * c, pass);
       }
     } else {
-      const int groups = S0 / V;
+      const int log_groups = log_chunks + 3 - ilog2(R0 * V);  // log2(S0 / V)
       const float scale = rsqrtf(static_cast<float>(R0));
       const int rows_needed = (p.L + S0 - 1) / S0;  // output rows n0 with n0*S0 < L
-      for (int it = threadIdx.x; it < P * groups; it += kThreads) {
-        const int c = (it % groups) * V, pair = it / groups;
+      for (int it = threadIdx.x; it < P << log_groups; it += kThreads) {
+        const int c = (it & ((1 << log_groups) - 1)) * V, pair = it >> log_groups;
         float re[R0][V], im[R0][V];
 #pragma unroll
         for (int k0 = 0; k0 < R0; ++k0) {
@@ -486,9 +506,18 @@ struct Block {
   }
 
   // Core forward: 256-point FFT of the tile at `base` -> this lane's 8 spectrum slots.
-  __device__ __forceinline__ void core_forward(float2 (&zs)[8], int pair, int base) const {
+  __device__ __forceinline__ void core_forward(float2 (&zs)[8], int pair, int tile) const {
     uint32_t bx[2][2][2];
-    load_tile(bx, pair, base, 16);
+    const int e = in_tile(tile, tile_lds);
+#pragma unroll
+    for (int part = 0; part < 2; ++part) {
+      uint32_t r[4];
+      ldmatrix_x4_trans(r, plane(pair, part) + e);
+      bx[part][0][0] = r[0];
+      bx[part][0][1] = r[1];
+      bx[part][1][0] = r[2];
+      bx[part][1][1] = r[3];
+    }
     // S1: DFT over the high digit i (data as B operand), then the core twiddle W256^(a j)
     float d1[2][2][4];
     dft_rows<false>(d1, bx);
@@ -526,7 +555,7 @@ struct Block {
 
   // Core inverse: 8 spectrum slots per lane -> inverse 256-point FFT -> 16-bit tile at `base`
   // (times the conjugate radix-16 stage twiddles `tw_epi` when that stage exists).
-  __device__ __forceinline__ void core_inverse(const float2 (&zs)[8], int pair, int base, const float2 (&tw_epi)[8]) const {
+  __device__ __forceinline__ void core_inverse(const float2 (&zs)[8], int pair, int tile, const float2 (&tw_epi)[8]) const {
     // S3: inverse DFT over b; the transposed accumulators are B operands
     uint32_t b3[2][2][2];  // [part][a-half][reg]; slot s = 4*bh + r holds (re, im) of z[bh].r
 #pragma unroll
@@ -558,22 +587,35 @@ struct Block {
       }
     float d4[2][2][4];
     dft_rows<true>(d4, b4);
-    if (stage1)
-      store_tile<true, true>(d4, pair, base, 16, tw_epi);
-    else
-      store_tile<false, false>(d4, pair, base, 16, tw_epi);
+    if (stage1) {  // the radix-16 stage's inverse twiddle, applied before rounding to 16 bits
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          const float2 y = cmul_conj(make_float2(d4[0][nt][r], d4[1][nt][r]), tw_epi[4 * nt + r]);
+          d4[0][nt][r] = y.x;
+          d4[1][nt][r] = y.y;
+        }
+    }
+#pragma unroll
+    for (int part = 0; part < 2; ++part)
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+        for (int q = 0; q < 2; ++q)
+          *reinterpret_cast<uint32_t*>(plane(pair, part) + in_tile(tile, tile_sts[nt][q])) =
+              pack2<T>(d4[part][nt][2 * q], d4[part][nt][2 * q + 1]);
   }
 
   // The 256-point core of one tile: forward FFT, frequency-domain work, inverse FFT.
   template <CoreMode kMode>
   __device__ void core(int pair, int tile, bool first_step) const {
-    const int base = tile * kCore;
     const int slot_off = (tile * 32 + lane) * 8;
     const int64_t block_slot = static_cast<int64_t>(blockIdx.y * gridDim.x + blockIdx.x) * P + pair;
     float2* x_slots = p.x_scratch + block_slot * N + slot_off;
     float2 zs[8], kv[8];
     if constexpr (kMode == CoreMode::kSaveSpectrum) {
-      core_forward(zs, pair, base);
+      core_forward(zs, pair, tile);
       store8(x_slots, zs);
       return;
     } else {
@@ -584,7 +626,7 @@ struct Block {
       if constexpr (kMode == CoreMode::kGradConv) {
         float2 xs[8];
         load8_rw(xs, x_slots);
-        core_forward(zs, pair, base);
+        core_forward(zs, pair, tile);
         // S += conj(X) DC in this block's accumulator (NaN if a row of the pair was non-finite)
         const bool bad = flag(0, pair, 0) | flag(0, pair, 1) | flag(1, pair, 0) | flag(1, pair, 1);
         float2* s_ptr = p.s_partial + ((static_cast<int64_t>(blockIdx.y) * p.H + h) * P + pair) * N + slot_off;
@@ -603,12 +645,12 @@ struct Block {
         }
         store8(s_ptr, acc);
       } else {
-        core_forward(zs, pair, base);
+        core_forward(zs, pair, tile);
         if constexpr (kMode == CoreMode::kSaveSpectrumConv) store8(x_slots, zs);
 #pragma unroll
         for (int s = 0; s < 8; ++s) zs[s] = cmul(zs[s], kv[s]);
       }
-      core_inverse(zs, pair, base, tw_epi);
+      core_inverse(zs, pair, tile, tw_epi);
     }
   }
 
@@ -627,7 +669,7 @@ struct Block {
       stage16<false>();
       __syncthreads();
     }
-    for (int it = warp; it < P * tiles; it += kWarps) core<kMode>(it / tiles, it % tiles, first_step);
+    for (int it = warp; it < P << log_tiles; it += kWarps) core<kMode>(it >> log_tiles, it & (tiles - 1), first_step);
     __syncthreads();
     if constexpr (kMode == CoreMode::kSaveSpectrum) return;
     if (stage1) {

@@ -12,62 +12,95 @@ namespace {
 constexpr int kThreadsCF = 128;
 constexpr int kPerThreadCF = 8;
 constexpr int kTile = kThreadsCF * kPerThreadCF;
+constexpr int kHalo = 8;  // >= max(pad_left, K - 1 - pad_left)
+constexpr int kWindow = kTile + 2 * kHalo;
 
-// Stage x[row, t0 - pad_left .. t0 + kTile + K - 1 - pad_left) in shared memory (zeros outside).
+// Shared-memory index with one pad word per 32: a thread reading 8*i + c is conflict-free.
+__device__ __forceinline__ int padded(int s) { return s + (s >> 5); }
+
+// Stage x[row, t0 - kHalo .. t0 + kTile + kHalo) (zeros outside [0, L)) as floats; 16-byte loads
+// when the row is aligned (every chunk then starts at a multiple of 8 elements).
 template <typename T>
-__device__ __forceinline__ void stage_window(float* xs, const T* __restrict__ row, int t0, const Params& p) {
-  const int start = t0 - p.pad_left;
-  for (int i = threadIdx.x; i < kTile + p.K - 1; i += kThreadsCF) {
-    const int t = start + i;
-    xs[i] = (t >= 0 && t < p.L) ? to_float(row[t]) : 0.f;
+__device__ __forceinline__ void stage_window(float* xs, const T* __restrict__ row, int t0, int L, bool vec) {
+  constexpr int V = 16 / sizeof(T);
+  for (int c = threadIdx.x; c < kWindow / V; c += kThreadsCF) {
+    const int t = t0 - kHalo + c * V;
+    float v[V];
+    if (vec && t >= 0 && t + V <= L) {
+      const uint4 bits = __ldg(reinterpret_cast<const uint4*>(row + t));
+      const T* e = reinterpret_cast<const T*>(&bits);
+#pragma unroll
+      for (int i = 0; i < V; ++i) v[i] = to_float(e[i]);
+    } else {
+#pragma unroll
+      for (int i = 0; i < V; ++i) v[i] = (t + i >= 0 && t + i < L) ? to_float(row[t + i]) : 0.f;
+    }
+#pragma unroll
+    for (int i = 0; i < V; ++i) xs[padded(c * V + i)] = v[i];
   }
+}
+
+// The 8 + 7 window values thread i needs: x at t0 + 8i - pad_left + (0 .. 14).
+__device__ __forceinline__ void thread_window(float (&win)[kPerThreadCF + kMaxWidth - 1], const float* xs, int pad_left) {
+  const int s0 = kHalo + kPerThreadCF * threadIdx.x - pad_left;
+#pragma unroll
+  for (int i = 0; i < kPerThreadCF + kMaxWidth - 1; ++i) win[i] = xs[padded(s0 + i)];
+}
+
+template <typename T>
+__device__ __forceinline__ bool row_aligned(const Params& p, const void* base) {
+  return p.L % (16 / sizeof(T)) == 0 && reinterpret_cast<uintptr_t>(base) % 16 == 0;
 }
 
 template <typename T>
 __global__ void __launch_bounds__(kThreadsCF) forward_cf(const __grid_constant__ Params p) {
-  __shared__ float xs[kTile + kMaxWidth];
+  __shared__ float xs[kWindow + kWindow / 32 + 1];
   const int chunks = (p.L + kTile - 1) / kTile;
   const int64_t row = blockIdx.x / chunks;  // b * H + h
   const int t0 = (blockIdx.x % chunks) * kTile;
   const int h = static_cast<int>(row % p.H);
-  stage_window(xs, static_cast<const T*>(p.x) + row * p.L, t0, p);
+  const bool vec = row_aligned<T>(p, p.x) && row_aligned<T>(p, p.y);
+  stage_window(xs, static_cast<const T*>(p.x) + row * p.L, t0, p.L, vec);
   float w[kMaxWidth];
 #pragma unroll
   for (int j = 0; j < kMaxWidth; ++j) w[j] = j < p.K ? p.w[h * p.K + j] : 0.f;
   const float b = p.bias ? p.bias[h] : 0.f;
   __syncthreads();
-  T* y = static_cast<T*>(p.y) + row * p.L;
+  float win[kPerThreadCF + kMaxWidth - 1], y[kPerThreadCF];
+  thread_window(win, xs, p.pad_left);
 #pragma unroll
   for (int v = 0; v < kPerThreadCF; ++v) {
-    const int i = threadIdx.x + v * kThreadsCF;  // strided: conflict-free reads, coalesced stores
-    if (t0 + i >= p.L) break;
     float acc = b;
 #pragma unroll
-    for (int j = 0; j < kMaxWidth; ++j) acc += w[j] * xs[i + j];  // w[j] = 0 for j >= K
-    y[t0 + i] = from_float<T>(acc);
+    for (int j = 0; j < kMaxWidth; ++j) acc += w[j] * win[v + j];  // w[j] = 0 for j >= K
+    y[v] = acc;
   }
+  const int t = t0 + kPerThreadCF * threadIdx.x;
+  if (t < p.L) store_row<T, kPerThreadCF>(static_cast<T*>(p.y) + row * p.L, y, t, p.L, vec);
 }
 
 template <typename T>
 __global__ void __launch_bounds__(kThreadsCF) weight_grad_cf(const __grid_constant__ Params p) {
-  __shared__ float xs[kTile + kMaxWidth];
+  __shared__ float xs[kWindow + kWindow / 32 + 1];
   __shared__ float red[kThreadsCF / 32][kMaxWidth + 1];
   const int chunks = (p.L + kTile - 1) / kTile;
   const int64_t row = blockIdx.x / chunks;
   const int chunk = blockIdx.x % chunks, t0 = chunk * kTile;
   const int h = static_cast<int>(row % p.H), b = static_cast<int>(row / p.H);
-  stage_window(xs, static_cast<const T*>(p.x) + row * p.L, t0, p);
+  const bool vec = row_aligned<T>(p, p.x) && row_aligned<T>(p, p.dy);
+  stage_window(xs, static_cast<const T*>(p.x) + row * p.L, t0, p.L, vec);
+  float g[kPerThreadCF];
+  const int t = t0 + kPerThreadCF * threadIdx.x;
+  load_row<T, kPerThreadCF>(g, static_cast<const T*>(p.dy) + row * p.L, min(t, p.L), p.L, vec);  // zeros past L
   __syncthreads();
-  const T* dy = static_cast<const T*>(p.dy) + row * p.L;
+  float win[kPerThreadCF + kMaxWidth - 1];
+  thread_window(win, xs, p.pad_left);
   float acc[kMaxWidth + 1] = {};
 #pragma unroll
   for (int v = 0; v < kPerThreadCF; ++v) {
-    const int i = threadIdx.x + v * kThreadsCF;
-    if (t0 + i >= p.L) break;
-    const float g = to_float(dy[t0 + i]);
 #pragma unroll
-    for (int j = 0; j < kMaxWidth; ++j) acc[j] += g * xs[i + j];
-    acc[kMaxWidth] += g;
+    for (int j = 0; j < kMaxWidth; ++j) acc[j] += g[v] * win[v + j];
+    acc[kMaxWidth] += g[v];
   }
   // block reduction: warp shuffles, then one value per warp through shared memory
 #pragma unroll
