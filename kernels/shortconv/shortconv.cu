@@ -171,10 +171,11 @@ struct ChannelsLast {
       for (int v = 0; v < V; ++v) dst[v] = from_float<T>(y[v]);
     }
   }
+  // The window as of step t0 - 1 (every step first shifts, then loads its newest value).
   __device__ __forceinline__ void init_window(float (&win)[kMaxWidth][V]) const {
-    const int first = t0 - p.pad_left - (kMaxWidth - p.K);
+    const int first = t0 - 1 - p.pad_left - (kMaxWidth - p.K);
 #pragma unroll
-    for (int j = 0; j < kMaxWidth - 1; ++j) {
+    for (int j = 0; j < kMaxWidth; ++j) {
       if (j >= kMaxWidth - p.K) {
         load(win[j], p.x, first + j);
       } else {
