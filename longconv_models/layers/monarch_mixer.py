@@ -1,0 +1,90 @@
+"""The Monarch Mixer sequence mixer of M2-BERT and its block-diagonal (Monarch) linear layer.
+
+Fu et al., "Monarch Mixer: A Simple Sub-Quadratic GEMM-Based Architecture" (NeurIPS 2023).
+Module names (in_linear, short_filter, filter_fn, filter_fn2, out_linear; blockdiag ``weight``
+of shape (nblocks, out/nblocks, in/nblocks)) follow the published M2-BERT checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from ..ops import fftconv, short_conv
+from .hyena_filter import HyenaFilter
+
+
+class BlockdiagLinear(nn.Module):
+    """y = x @ blockdiag(W_1..W_nb)^T + b: ``nblocks`` independent (out/nb x in/nb) matmuls."""
+
+    def __init__(self, in_features: int, out_features: int, nblocks: int = 4, bias: bool = True):
+        super().__init__()
+        if in_features % nblocks or out_features % nblocks:
+            raise ValueError(f"features ({in_features}, {out_features}) must be divisible by nblocks={nblocks}")
+        self.in_features, self.out_features, self.nblocks = in_features, out_features, nblocks
+        self.weight = nn.Parameter(torch.empty(nblocks, out_features // nblocks, in_features // nblocks))
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+
+    def forward(self, x: Tensor) -> Tensor:
+        xb = x.reshape(*x.shape[:-1], self.nblocks, self.in_features // self.nblocks)
+        y = torch.einsum("...bi,boi->...bo", xb, self.weight).reshape(*x.shape[:-1], self.out_features)
+        return y if self.bias is None else y + self.bias
+
+
+class MonarchMixerSequenceMixing(nn.Module):
+    """u (B, L, H) -> y (B, L, H):
+
+        p = short_conv(in_linear(u))          3 channel groups: pre gate x1, post gate x2, value v
+        y = x2 * bidir_conv(x1 * v; k_fwd, k_rev, D) + bidir_conv(u; filter_fn2)
+        out = out_linear(y)
+
+    Both long convolutions are bidirectional (causal taps k_fwd plus anti-causal taps k_rev,
+    the latter weighing x[t+1+j]) and run as fused ``fftconv`` calls.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        l_max: int,
+        hyena_filter_order: int = 128,
+        hyena_emb_dim: int = 5,
+        hyena_w: float = 10.0,
+        hyena_w_mod: float = 1.0,
+        short_filter_order: int = 3,
+        residual_long_conv: bool = True,
+        bidirectional: bool = True,
+        train_pos_emb: bool = True,
+        training_additions: bool = False,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.d_model, self.l_max = d_model, l_max
+        self.training_additions = training_additions
+        if training_additions:
+            self.layernorm = nn.LayerNorm(d_model)
+        inner = 3 * d_model
+        self.in_linear = nn.Linear(d_model, inner)
+        self.out_linear = nn.Linear(d_model, d_model)
+        self.short_filter = nn.Conv1d(inner, inner, short_filter_order, groups=inner, padding=short_filter_order - 1)
+        kw = dict(emb_dim=hyena_emb_dim, order=hyena_filter_order, seq_len=l_max, w=hyena_w, w_mod=hyena_w_mod,
+                  train_pos_emb=train_pos_emb, bidirectional=bidirectional)
+        self.filter_fn = HyenaFilter(d_model, **kw)
+        self.filter_fn2 = HyenaFilter(d_model, **kw) if residual_long_conv else None
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, u: Tensor) -> Tensor:
+        if self.training_additions:
+            u = self.layernorm(u)
+        L = u.shape[1]
+        p = self.in_linear(u).transpose(1, 2)  # (B, 3H, L)
+        p = short_conv(p, self.short_filter.weight, self.short_filter.bias, padding="causal")
+        x1, x2, v = p.split(self.d_model, dim=1)
+        k, k_rev, bias = self.filter_fn(L)
+        y = fftconv(v, k, k_rev=k_rev, bias=bias, pre_gate=x1, post_gate=x2)
+        if self.filter_fn2 is not None:
+            k2, k2_rev, bias2 = self.filter_fn2(L)
+            y = y + fftconv(u.transpose(1, 2).contiguous(), k2, k_rev=k2_rev, bias=bias2)
+        return self.out_linear(self.dropout(y.transpose(1, 2)))

@@ -1,0 +1,258 @@
+"""Hyena language models (safari / HyenaDNA architecture) as Hugging Face models.
+
+Block (pre-norm):  x <- x + HyenaOperator(LN1(x));  x <- x + MLP(LN2(x));  final LN.
+Every long convolution runs through ``longconv_models.ops.fftconv`` (the fused CUDA kernel on
+GPU, the PyTorch reference elsewhere). Module names follow the published checkpoints
+(``backbone.layers.{i}.mixer.*``, ``norm1``, ``mlp.fc1``, ...).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import GenerationMixin, PreTrainedModel
+from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput, SequenceClassifierOutput
+
+from ...layers import HyenaOperator
+from ...layers.hyena_filter import ExponentialModulation, HyenaFilter, PositionalEmbedding, Sin
+from .configuration_hyena import HyenaConfig
+
+
+class HyenaMLP(nn.Module):
+    def __init__(self, d_model: int, d_inner: int):
+        super().__init__()
+        self.fc1 = nn.Linear(d_model, d_inner)
+        self.fc2 = nn.Linear(d_inner, d_model)
+
+    def forward(self, x):
+        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class HyenaBlock(nn.Module):
+    def __init__(self, config: HyenaConfig):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.mixer = HyenaOperator(
+            config.d_model,
+            l_max=config.max_seq_len,
+            order=config.hyena_order,
+            filter_order=config.filter_order,
+            emb_dim=config.emb_dim,
+            short_filter_order=config.short_filter_order,
+            activation_freq=config.activation_freq,
+            num_inner_mlps=config.num_inner_mlps,
+            train_freq=config.train_freq,
+            train_pos_emb=config.train_pos_emb,
+            modulate=config.modulate,
+            modulation_shift=config.modulation_shift,
+            use_bias=config.use_bias,
+            dropout=config.hyena_dropout,
+        )
+        self.norm2 = nn.LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.mlp = HyenaMLP(config.d_model, config.d_inner)
+        self.dropout = nn.Dropout(config.resid_dropout)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = hidden_states + self.dropout(self.mixer(self.norm1(hidden_states)))
+        return hidden_states + self.dropout(self.mlp(self.norm2(hidden_states)))
+
+
+class HyenaEmbeddings(nn.Module):
+    def __init__(self, config: HyenaConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.padded_vocab_size, config.d_model)
+
+    def forward(self, input_ids):
+        return self.word_embeddings(input_ids)
+
+
+class HyenaBackbone(nn.Module):
+    def __init__(self, config: HyenaConfig):
+        super().__init__()
+        self.embeddings = HyenaEmbeddings(config)
+        self.dropout = nn.Dropout(config.embed_dropout)
+        self.layers = nn.ModuleList([HyenaBlock(config) for _ in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
+        self.gradient_checkpointing = False
+
+    def forward(self, input_ids=None, inputs_embeds=None, output_hidden_states=False):
+        hidden = self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds
+        hidden = self.dropout(hidden)
+        all_hidden = [] if output_hidden_states else None
+        for layer in self.layers:
+            if output_hidden_states:
+                all_hidden.append(hidden)
+            if self.gradient_checkpointing and self.training:
+                hidden = torch.utils.checkpoint.checkpoint(layer, hidden, use_reentrant=False)
+            else:
+                hidden = layer(hidden)
+        hidden = self.ln_f(hidden)
+        if output_hidden_states:
+            all_hidden.append(hidden)
+        return hidden, all_hidden
+
+
+class HyenaPreTrainedModel(PreTrainedModel):
+    config_class = HyenaConfig
+    base_model_prefix = "hyena"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["HyenaBlock"]
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=std)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=std)
+        elif isinstance(module, nn.LayerNorm):
+            nn.init.ones_(module.weight)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Conv1d):  # the short depthwise filter
+            nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if module.bias is not None:
+                bound = 1 / math.sqrt(module.weight[0].numel())
+                nn.init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, (PositionalEmbedding, ExponentialModulation, Sin)):
+            _reset_filter_constants(module, self.config)
+        elif isinstance(module, HyenaFilter) and module.bias is not None:
+            nn.init.normal_(module.bias)
+        # GPT-2 style: residual output projections scaled by 1/sqrt(2 n_layer)
+        for name, p in module.named_parameters(recurse=False):
+            if name == "weight" and getattr(module, "_is_residual_proj", False):
+                nn.init.normal_(p, std=std / math.sqrt(2 * self.config.n_layer))
+
+    def _set_gradient_checkpointing(self, enable=True, gradient_checkpointing_func=None):
+        for m in self.modules():
+            if isinstance(m, HyenaBackbone):
+                m.gradient_checkpointing = enable
+
+    def extend_context(self, max_length: int, filter_length: int | None = None) -> None:
+        """Run on sequences up to ``max_length`` tokens, beyond the training length, with partial
+        convolutions: every layer keeps the first ``filter_length`` taps of its filter (default:
+        all ``max_seq_len`` trained taps). See ``examples/context_extension.py``."""
+        for m in self.modules():
+            if hasattr(m, "filter_fn"):
+                m.filter_fn.extend_context(max_length, filter_length)
+        self.config.max_context_length = max_length
+
+
+def _reset_filter_constants(module, config):
+    """Deterministic filter constants (z, t, decay rates, Sin frequencies), recomputed in place so
+    that buffers missing from a checkpoint get their defined values."""
+    if isinstance(module, PositionalEmbedding):
+        fresh = PositionalEmbedding(module.z.shape[-1], module.z.shape[1])
+        module.z.copy_(fresh.z)
+        module.t.copy_(fresh.t)
+    elif isinstance(module, ExponentialModulation):
+        module.deltas.copy_(ExponentialModulation(module.deltas.shape[-1]).deltas)
+    elif isinstance(module, Sin):
+        module.freq.fill_(config.activation_freq)
+
+
+class HyenaModel(HyenaPreTrainedModel):
+    """The Hyena backbone: embeddings, blocks, final LayerNorm -> ``last_hidden_state``."""
+
+    def __init__(self, config: HyenaConfig):
+        super().__init__(config)
+        self.backbone = HyenaBackbone(config)
+        for layer in self.backbone.layers:
+            layer.mixer.out_proj._is_residual_proj = True
+            layer.mlp.fc2._is_residual_proj = True
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.backbone.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value):
+        self.backbone.embeddings.word_embeddings = value
+
+    def forward(self, input_ids=None, inputs_embeds=None, output_hidden_states=None, return_dict=None, **kwargs):
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        hidden, all_hidden = self.backbone(input_ids, inputs_embeds, bool(output_hidden_states))
+        if return_dict is False:
+            return (hidden,) + ((tuple(all_hidden),) if all_hidden else ())
+        return BaseModelOutput(last_hidden_state=hidden, hidden_states=tuple(all_hidden) if all_hidden else None)
+
+
+class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
+    """Hyena LM with a (tied) LM head over the padded vocabulary; ``generate`` re-runs the whole
+    prefix each step (Hyena has no recurrent cache in this implementation)."""
+
+    _tied_weights_keys = {"lm_head.weight": "hyena.backbone.embeddings.word_embeddings.weight"}
+
+    def __init__(self, config: HyenaConfig):
+        super().__init__(config)
+        self.hyena = HyenaModel(config)
+        self.lm_head = nn.Linear(config.d_model, config.padded_vocab_size, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.hyena.get_input_embeddings()
+
+    def set_input_embeddings(self, value):
+        self.hyena.set_input_embeddings(value)
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings):
+        self.lm_head = new_embeddings
+
+    def prepare_inputs_for_generation(self, input_ids, **kwargs):
+        return {"input_ids": input_ids}
+
+    def forward(self, input_ids=None, labels=None, inputs_embeds=None, output_hidden_states=None, return_dict=None,
+                **kwargs):
+        out = self.hyena(input_ids=input_ids, inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states)
+        logits = self.lm_head(out.last_hidden_state).float()
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+                                   ignore_index=-100)
+        if return_dict is False:
+            return ((loss,) if loss is not None else ()) + (logits,)
+        return CausalLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
+
+
+class HyenaForSequenceClassification(HyenaPreTrainedModel):
+    """Sequence classification: a linear head on the last non-padding token."""
+
+    def __init__(self, config: HyenaConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.hyena = HyenaModel(config)
+        self.score = nn.Linear(config.d_model, config.num_labels, bias=False)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.hyena.get_input_embeddings()
+
+    def forward(self, input_ids=None, labels=None, inputs_embeds=None, output_hidden_states=None, return_dict=None,
+                **kwargs):
+        out = self.hyena(input_ids=input_ids, inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states)
+        logits = self.score(out.last_hidden_state)
+        B, L = logits.shape[:2]
+        if input_ids is not None and self.config.pad_token_id is not None:
+            # index of the first pad token minus one, modulo L: the last token with left padding
+            # or no padding, the last real token with right padding
+            last = ((input_ids == self.config.pad_token_id).int().argmax(-1) - 1) % L
+        else:
+            last = torch.full((B,), L - 1, device=logits.device)
+        pooled = logits[torch.arange(B, device=logits.device), last]
+        loss = None
+        if labels is not None:
+            if self.num_labels == 1:
+                loss = F.mse_loss(pooled.squeeze(-1).float(), labels.float())
+            else:
+                loss = F.cross_entropy(pooled.float(), labels)
+        if return_dict is False:
+            return ((loss,) if loss is not None else ()) + (pooled,)
+        return SequenceClassifierOutput(loss=loss, logits=pooled, hidden_states=out.hidden_states)
