@@ -6,7 +6,16 @@ reference path, dispatch) -> :mod:`longconv_models.layers` -> :mod:`longconv_mod
 """
 
 from . import models  # registers the models with the transformers Auto classes
-from .ops import FFTConv, FilterSpectrum, fftconv, last_backend, prepare_filter, short_conv
+from .ops import FFTConv, FilterSpectrum, fftconv, last_backend, prepare_filter, reference_path, short_conv
 from .version import __version__
 
-__all__ = ["FFTConv", "FilterSpectrum", "__version__", "fftconv", "last_backend", "prepare_filter", "short_conv"]
+__all__ = [
+    "FFTConv",
+    "FilterSpectrum",
+    "__version__",
+    "fftconv",
+    "last_backend",
+    "prepare_filter",
+    "reference_path",
+    "short_conv",
+]

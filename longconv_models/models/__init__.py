@@ -18,6 +18,7 @@ from transformers import (
 
 from .hyena import HyenaConfig, HyenaForCausalLM, HyenaForSequenceClassification, HyenaModel
 from .hyenadna import (
+    CharacterTokenizer,
     HyenaDNAConfig,
     HyenaDNAForCausalLM,
     HyenaDNAForSequenceClassification,
@@ -47,11 +48,13 @@ def _register():
         for auto, cls in heads.items():
             auto.register(cfg, cls, exist_ok=True)
     AutoTokenizer.register(HyenaDNAConfig, slow_tokenizer_class=HyenaDNATokenizer, exist_ok=True)
+    AutoTokenizer.register(HyenaConfig, slow_tokenizer_class=CharacterTokenizer, exist_ok=True)
 
 
 _register()
 
 __all__ = [
+    "CharacterTokenizer",
     "HyenaConfig",
     "HyenaDNAConfig",
     "HyenaDNAForCausalLM",

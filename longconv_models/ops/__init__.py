@@ -4,7 +4,7 @@ Each op runs its CUDA kernel when the kernels are built and support the call, el
 PyTorch reference (:mod:`.reference`); :func:`last_backend` tells which one ran.
 """
 
-from .dispatch import last_backend
+from .dispatch import last_backend, reference_path
 from .fftconv import FFTConv, FilterSpectrum, default_fft_size, fftconv, filter_spectrum, prepare_filter
 from .shortconv import short_conv
 
@@ -16,5 +16,6 @@ __all__ = [
     "filter_spectrum",
     "last_backend",
     "prepare_filter",
+    "reference_path",
     "short_conv",
 ]

@@ -4,6 +4,7 @@ the PyTorch reference otherwise. The choice is never silent: it is logged at DEB
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from .. import extension
@@ -12,6 +13,18 @@ logger = logging.getLogger("longconv_models")
 
 _last: dict[str, tuple[str, str]] = {}
 _warned: set[str] = set()
+_kernels_enabled = True
+
+
+@contextlib.contextmanager
+def reference_path():
+    """Within this context every op runs its PyTorch reference, even where a kernel exists."""
+    global _kernels_enabled
+    previous, _kernels_enabled = _kernels_enabled, False
+    try:
+        yield
+    finally:
+        _kernels_enabled = previous
 
 
 def record(op: str, backend: str, reason: str = "") -> None:
@@ -28,6 +41,8 @@ def last_backend(op: str = "fftconv") -> tuple[str, str] | None:
 
 def cuda_module(op: str):
     """The compiled extension, or ``None`` (with a one-time warning naming the reason)."""
+    if not _kernels_enabled:
+        return None
     mod = extension.load_extension()
     if mod is None and op not in _warned and not extension.disabled():
         _warned.add(op)

@@ -278,7 +278,7 @@ def _kernel_for(u: Tensor, fft_size: int, op: str):
     if reason is None:
         mod = dispatch.cuda_module(op)
         if mod is None:
-            reason = "kernels not built"
+            reason = "kernels disabled (reference_path)" if not dispatch._kernels_enabled else "kernels not built"
     dispatch.record(op, "cuda" if mod is not None else "reference", reason or "")
     return mod
 

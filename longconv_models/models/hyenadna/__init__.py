@@ -5,9 +5,10 @@ from .modeling_hyenadna import (
     HyenaDNAModel,
     HyenaDNAPreTrainedModel,
 )
-from .tokenization_hyenadna import HyenaDNATokenizer
+from .tokenization_hyenadna import CharacterTokenizer, HyenaDNATokenizer
 
 __all__ = [
+    "CharacterTokenizer",
     "HyenaDNAConfig",
     "HyenaDNAForCausalLM",
     "HyenaDNAForSequenceClassification",

@@ -1,4 +1,5 @@
-"""Character tokenizer of HyenaDNA (the published fixed vocabulary of 12 ids)."""
+"""Character tokenizers: a generic one (any alphabet) and HyenaDNA's (the published fixed
+vocabulary of 12 ids)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,15 @@ SPECIAL = ["[CLS]", "[SEP]", "[BOS]", "[MASK]", "[PAD]", "[RESERVED]", "[UNK]"]
 DEFAULT_CHARACTERS = ("A", "C", "G", "T", "N")
 
 
-class HyenaDNATokenizer(PreTrainedTokenizer):
+class CharacterTokenizer(PreTrainedTokenizer):
     """One token per character: [CLS]=0, [SEP]=1, [BOS]=2, [MASK]=3, [PAD]=4, [RESERVED]=5,
-    [UNK]=6, then the characters (A=7, C=8, G=9, T=10, N=11). Case-sensitive, as the published
-    tokenizer: lower-case bases map to [UNK] unless ``uppercase=True``. Special tokens are added as
-    ``sequence + [SEP]``; padding is on the left (the model is causal)."""
+    [UNK]=6, then the ``characters`` in order; unknown characters map to [UNK]. Special tokens are
+    added as ``sequence + [SEP]``; padding is on the left (for causal models)."""
 
     vocab_files_names = {"vocab_file": "vocab.json"}
     model_input_names = ["input_ids"]
 
-    def __init__(self, vocab_file=None, characters=DEFAULT_CHARACTERS, model_max_length=1024,
+    def __init__(self, vocab_file=None, characters=(), model_max_length=1024,
                  padding_side="left", uppercase=False, **kwargs):
         if vocab_file is not None:
             with open(vocab_file) as f:
@@ -73,3 +73,11 @@ class HyenaDNATokenizer(PreTrainedTokenizer):
         with open(path, "w") as f:
             json.dump({"characters": self.characters}, f)
         return (path,)
+
+
+class HyenaDNATokenizer(CharacterTokenizer):
+    """HyenaDNA's tokenizer: A=7, C=8, G=9, T=10, N=11 after the 7 special tokens. Case-sensitive,
+    as the published tokenizer: lower-case bases map to [UNK] unless ``uppercase=True``."""
+
+    def __init__(self, vocab_file=None, characters=DEFAULT_CHARACTERS, **kwargs):
+        super().__init__(vocab_file=vocab_file, characters=characters, **kwargs)
