@@ -1,5 +1,12 @@
-"""Models on the GPU: the fused-kernel path agrees with the reference path (bf16 tolerance),
-forward and backward (run on a GPU; skipped elsewhere)."""
+"""Models on the GPU: the fused-kernel path is as accurate as the reference path.
+
+Ground truth is the same model in fp32 on the reference path. The bf16 model on the fused path
+must land within a small multiple of the bf16 model's error on the reference path (the precision
+floor of running the model in bf16), for the logits and for the parameter gradients.
+(Run on a GPU; skipped elsewhere.)
+"""
+
+import copy
 
 import pytest
 import torch
@@ -11,8 +18,15 @@ from longconv_models.models import HyenaDNAConfig, HyenaDNAForCausalLM, M2BertCo
 pytestmark = pytest.mark.cuda
 
 
+def run(model, ids):
+    out = model(ids, labels=ids)
+    out.loss.backward()
+    grads = torch.cat([p.grad.float().flatten() for p in model.parameters() if p.grad is not None])
+    return out.logits.float(), grads
+
+
 @pytest.mark.parametrize(
-    "model,L",
+    "make,L",
     [
         (lambda: HyenaDNAForCausalLM(HyenaDNAConfig(d_model=64, n_layer=2, max_seq_len=4098, emb_dim=5,
                                                     filter_order=32, activation_freq=10)), 4096),
@@ -21,23 +35,21 @@ pytestmark = pytest.mark.cuda
                                                 hyena_filter_order=32)), 2048),
     ],
 )
-def test_fast_path_matches_reference(model, L):
+def test_fast_path_within_bf16_precision_floor(make, L):
     torch.manual_seed(0)
-    m = model().cuda().to(torch.bfloat16)
-    ids = torch.randint(0, min(m.config.vocab_size, 12), (3, L), device="cuda")
-    if isinstance(m, HyenaDNAForCausalLM):
-        ids = ids % 4 + 7
-    logits = m(ids, labels=ids)
-    assert lcm.last_backend("fftconv") == ("cuda", "") and lcm.last_backend("short_conv") == ("cuda", "")
-    logits.loss.backward()
-    grads = [p.grad.float().clone() for p in m.parameters() if p.grad is not None]
-    m.zero_grad()
+    fp32 = make().cuda()
+    ids = torch.randint(7, 11, (3, L), device="cuda")
     with lcm.reference_path():
-        ref = m(ids, labels=ids)
-        ref.loss.backward()
-        assert lcm.last_backend("fftconv")[0] == "reference"
-    ref_grads = [p.grad.float() for p in m.parameters() if p.grad is not None]
-    assert rel_err(logits.logits, ref.logits) < 2e-2
-    total = torch.cat([g.flatten() for g in grads])
-    total_ref = torch.cat([g.flatten() for g in ref_grads])
-    assert rel_err(total, total_ref) < 5e-2
+        logits_ref32, grads_ref32 = run(fp32, ids)
+    bf16 = copy.deepcopy(fp32).to(torch.bfloat16)
+    bf16.zero_grad()
+    logits_fast, grads_fast = run(bf16, ids)
+    assert lcm.last_backend("fftconv") == ("cuda", "") and lcm.last_backend("short_conv") == ("cuda", "")
+    bf16.zero_grad()
+    with lcm.reference_path():
+        logits_ref16, grads_ref16 = run(bf16, ids)
+    e_fast, e_ref = rel_err(logits_fast, logits_ref32), rel_err(logits_ref16, logits_ref32)
+    g_fast, g_ref = rel_err(grads_fast, grads_ref32), rel_err(grads_ref16, grads_ref32)
+    print(f"logits: fast {e_fast:.2e} vs bf16 reference {e_ref:.2e}; grads: fast {g_fast:.2e} vs {g_ref:.2e}")
+    assert e_fast < 3 * e_ref + 1e-3
+    assert g_fast < 3 * g_ref + 1e-3

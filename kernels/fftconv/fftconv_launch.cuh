@@ -63,12 +63,20 @@ inline Geometry geometry_of(Kernel kernel, const Params& p, int elem_bytes) {
   Geometry geo{};
   geo.pairs_per_step = pairs_per_step(p.N, p.B);
   geo.threads = kThreads;
-  const SmemLayout staged(p.N, geo.pairs_per_step, p.L, true, elem_bytes);
-  geo.use_staging = p.vec_ok && staged.total() <= max_smem;
-  geo.smem_bytes = SmemLayout(p.N, geo.pairs_per_step, p.L, geo.use_staging, elem_bytes).total();
-  int per_sm = 1;
-  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, geo.smem_bytes);
-  cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, geo.smem_bytes);
+  // Stage (prefetch) the next pass's rows when it fits and costs no resident blocks: at 16K the
+  // staging buffer would halve the blocks per SM, which hides latency better than prefetching.
+  const int staged = SmemLayout(p.N, geo.pairs_per_step, p.L, true, elem_bytes).total();
+  const int plain = SmemLayout(p.N, geo.pairs_per_step, p.L, false, elem_bytes).total();
+  const auto blocks_per_sm = [&](int smem) {
+    int n = 0;
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, kernel, kThreads, smem);
+    return n;
+  };
+  const int per_sm_plain = blocks_per_sm(plain);
+  geo.use_staging = p.vec_ok && staged <= max_smem && blocks_per_sm(staged) >= per_sm_plain;
+  geo.smem_bytes = geo.use_staging ? staged : plain;
+  const int per_sm = geo.use_staging ? per_sm_plain : blocks_per_sm(plain);
   const int n_steps = ((p.B + 1) / 2 + geo.pairs_per_step - 1) / geo.pairs_per_step;
   // Enough blocks for two waves; each block owns one channel and strides over batch steps.
   const int target = 2 * sms * std::max(per_sm, 1);
