@@ -12,7 +12,7 @@ python - <<'PY' 2>&1 | tee "$OUT/build.log"
 import time, torch, longconv_models.extension as e
 t = time.time(); m = e.load_extension(); print("built in %.0fs:" % (time.time() - t), m, e.unavailable_reason())
 PY
-python -m pytest tests -q -x -m cuda -p no:cacheprovider 2>&1 | tee "$OUT/test_cuda.log" | tail -25
+python -m pytest tests -q -m cuda -p no:cacheprovider -rf 2>&1 | tee "$OUT/test_cuda.log" | tail -25
 if [ "${1:-}" != "quick" ]; then
   compute-sanitizer --tool memcheck --print-limit 10 python benchmarks/sanitize_case.py 2>&1 | tail -8 | tee "$OUT/sanitizer.log"
 fi

@@ -5,7 +5,7 @@ reference path, dispatch) -> :mod:`longconv_models.layers` -> :mod:`longconv_mod
 (Hugging Face Hyena, HyenaDNA, M2-BERT, registered with the Auto classes on import).
 """
 
-from . import models  # registers the models with the transformers Auto classes
+from . import checkpoints, models  # models: registers the Auto classes
 from .ops import FFTConv, FilterSpectrum, fftconv, last_backend, prepare_filter, reference_path, short_conv
 from .version import __version__
 
