@@ -36,5 +36,5 @@ setup(
         "tqdm",
         "numpy",
     ],
-    extras_require={"dev": ["pytest>=7", "accelerate"]},
+    extras_require={"dev": ["pytest>=7", "accelerate", "matplotlib"]},
 )
