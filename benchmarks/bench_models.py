@@ -9,11 +9,11 @@ reference path there). Medians of CUDA-event timings.
 
 import argparse
 import json
-import statistics
 
 import torch
 
 import longconv_models as lcm
+from timing import median_ms as _median_ms
 from longconv_models.models import HyenaDNAConfig, HyenaDNAForCausalLM
 
 
@@ -23,21 +23,6 @@ def median_ms(fn, warmup=2, reps=8):
     except torch.OutOfMemoryError:
         torch.cuda.empty_cache()
         return float("nan")  # reported as nan: this path does not fit in memory
-
-
-def _median_ms(fn, warmup, reps):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    ts = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b))
-    return statistics.median(ts)
 
 
 def main():

@@ -8,27 +8,12 @@ medians of CUDA-event timings, in the same run as the memory floor (copy of inpu
 
 import argparse
 import json
-import statistics
 
 import torch
 import torch.nn.functional as F
 
 import longconv_models as lcm
-
-
-def median_ms(fn, warmup=5, reps=30):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
+from timing import median_ms
 
 
 def torch_causal(x, w, bias, K, channels_last):

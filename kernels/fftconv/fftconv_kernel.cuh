@@ -460,23 +460,27 @@ struct Block {
       reinterpret_cast<float4*>(dst)[i] = make_float4(v[2 * i].x, v[2 * i].y, v[2 * i + 1].x, v[2 * i + 1].y);
   }
 
+  // d[.][nt][r] *= tw[4*nt + r] (complex; conjugated twiddles if kConj), re in d[0], im in d[1].
+  template <bool kConj>
+  __device__ __forceinline__ static void apply_twiddles(float (&d)[2][2][4], const float2 (&tw)[8]) {
+#pragma unroll
+    for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const float2 a = make_float2(d[0][nt][r], d[1][nt][r]);
+        const float2 y = kConj ? cmul_conj(a, tw[4 * nt + r]) : cmul(a, tw[4 * nt + r]);
+        d[0][nt][r] = y.x;
+        d[1][nt][r] = y.y;
+      }
+  }
+
   // Store accumulators (rows = digit at `stride`, 8-column tiles) as 16-bit pairs, optionally
   // times twiddles tw[4*nt + r] (conjugated if kConjTw).
   template <bool kTwiddle, bool kConjTw>
   __device__ __forceinline__ void store_tile(float (&d)[2][2][4], int pair, int base, int stride,
                                              const float2 (&tw)[8]) const {
     const int g = lane >> 2, t = lane & 3;
-    if constexpr (kTwiddle) {
-#pragma unroll
-      for (int nt = 0; nt < 2; ++nt)
-#pragma unroll
-        for (int r = 0; r < 4; ++r) {
-          const float2 a = make_float2(d[0][nt][r], d[1][nt][r]);
-          const float2 y = kConjTw ? cmul_conj(a, tw[4 * nt + r]) : cmul(a, tw[4 * nt + r]);
-          d[0][nt][r] = y.x;
-          d[1][nt][r] = y.y;
-        }
-    }
+    if constexpr (kTwiddle) apply_twiddles<kConjTw>(d, tw);
 #pragma unroll
     for (int part = 0; part < 2; ++part)
 #pragma unroll
@@ -587,16 +591,7 @@ struct Block {
       }
     float d4[2][2][4];
     dft_rows<true>(d4, b4);
-    if (stage1) {  // the radix-16 stage's inverse twiddle, applied before rounding to 16 bits
-#pragma unroll
-      for (int nt = 0; nt < 2; ++nt)
-#pragma unroll
-        for (int r = 0; r < 4; ++r) {
-          const float2 y = cmul_conj(make_float2(d4[0][nt][r], d4[1][nt][r]), tw_epi[4 * nt + r]);
-          d4[0][nt][r] = y.x;
-          d4[1][nt][r] = y.y;
-        }
-    }
+    if (stage1) apply_twiddles<true>(d4, tw_epi);  // the radix-16 stage's inverse twiddle, before rounding
 #pragma unroll
     for (int part = 0; part < 2; ++part)
 #pragma unroll

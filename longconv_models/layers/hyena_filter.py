@@ -174,3 +174,25 @@ class HyenaFilter(nn.Module):
     def forward(self, L: int) -> tuple[Tensor, Tensor | None, Tensor | None]:
         k, k_rev = self.filter(L)
         return k, k_rev, self.bias
+
+
+@torch.no_grad()
+def init_filter_module(module: nn.Module, sin_freq: float) -> bool:
+    """(Re)initialise a filter submodule in place: the deterministic constants (z, t, decay
+    rates) get their defined values, Sin frequencies ``sin_freq``, the skip term N(0, 1).
+    For ``PreTrainedModel._init_weights`` (tensors missing from a checkpoint). Returns whether
+    ``module`` was a filter submodule."""
+    if isinstance(module, PositionalEmbedding):
+        fresh = PositionalEmbedding(module.z.shape[-1], module.z.shape[1])
+        module.z.copy_(fresh.z)
+        module.t.copy_(fresh.t)
+    elif isinstance(module, ExponentialModulation):
+        module.deltas.copy_(ExponentialModulation(module.deltas.shape[-1]).deltas)
+    elif isinstance(module, Sin):
+        module.freq.fill_(sin_freq)
+    elif isinstance(module, HyenaFilter):
+        if module.bias is not None:
+            nn.init.normal_(module.bias)
+    else:
+        return False
+    return True

@@ -17,7 +17,7 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput, SequenceClassifierOutput
 
 from ...layers import HyenaOperator
-from ...layers.hyena_filter import ExponentialModulation, HyenaFilter, PositionalEmbedding, Sin
+from ...layers.hyena_filter import init_filter_module
 from .configuration_hyena import HyenaConfig
 
 
@@ -119,10 +119,8 @@ class HyenaPreTrainedModel(PreTrainedModel):
             if module.bias is not None:
                 bound = 1 / math.sqrt(module.weight[0].numel())
                 nn.init.uniform_(module.bias, -bound, bound)
-        elif isinstance(module, (PositionalEmbedding, ExponentialModulation, Sin)):
-            _reset_filter_constants(module, self.config)
-        elif isinstance(module, HyenaFilter) and module.bias is not None:
-            nn.init.normal_(module.bias)
+        else:
+            init_filter_module(module, self.config.activation_freq)
         # GPT-2 style: residual output projections scaled by 1/sqrt(2 n_layer)
         for name, p in module.named_parameters(recurse=False):
             if name == "weight" and getattr(module, "_is_residual_proj", False):
@@ -141,19 +139,6 @@ class HyenaPreTrainedModel(PreTrainedModel):
             if hasattr(m, "filter_fn"):
                 m.filter_fn.extend_context(max_length, filter_length)
         self.config.max_context_length = max_length
-
-
-def _reset_filter_constants(module, config):
-    """Deterministic filter constants (z, t, decay rates, Sin frequencies), recomputed in place so
-    that buffers missing from a checkpoint get their defined values."""
-    if isinstance(module, PositionalEmbedding):
-        fresh = PositionalEmbedding(module.z.shape[-1], module.z.shape[1])
-        module.z.copy_(fresh.z)
-        module.t.copy_(fresh.t)
-    elif isinstance(module, ExponentialModulation):
-        module.deltas.copy_(ExponentialModulation(module.deltas.shape[-1]).deltas)
-    elif isinstance(module, Sin):
-        module.freq.fill_(config.activation_freq)
 
 
 class HyenaModel(HyenaPreTrainedModel):

@@ -26,7 +26,7 @@ from transformers.modeling_outputs import (
 )
 
 from ...layers import BlockdiagLinear, MonarchMixerSequenceMixing
-from ...layers.hyena_filter import ExponentialModulation, HyenaFilter, PositionalEmbedding, Sin
+from ...layers.hyena_filter import init_filter_module
 from .configuration_m2_bert import M2BertConfig
 
 
@@ -156,16 +156,8 @@ class M2BertPreTrainedModel(PreTrainedModel):
             nn.init.zeros_(module.bias)
         elif isinstance(module, M2BertEmbeddings):
             module.position_ids.copy_(torch.arange(module.position_ids.shape[1])[None])
-        elif isinstance(module, PositionalEmbedding):
-            fresh = PositionalEmbedding(module.z.shape[-1], module.z.shape[1])
-            module.z.copy_(fresh.z)
-            module.t.copy_(fresh.t)
-        elif isinstance(module, ExponentialModulation):
-            module.deltas.copy_(ExponentialModulation(module.deltas.shape[-1]).deltas)
-        elif isinstance(module, Sin):
-            module.freq.fill_(self.config.hyena_w)
-        elif isinstance(module, HyenaFilter) and module.bias is not None:
-            nn.init.normal_(module.bias)
+        else:
+            init_filter_module(module, self.config.hyena_w)
 
     def _set_gradient_checkpointing(self, enable=True, gradient_checkpointing_func=None):
         for m in self.modules():

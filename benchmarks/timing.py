@@ -1,0 +1,21 @@
+"""Device timing shared by the benchmark scripts."""
+
+import statistics
+
+import torch
+
+
+def median_ms(fn, warmup: int = 5, reps: int = 30) -> float:
+    """Median milliseconds of ``fn()`` over ``reps`` CUDA-event timed calls after warm-up."""
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end))
+    return statistics.median(times)
