@@ -17,6 +17,7 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput, SequenceClassifierOutput
 
 from ...layers import HyenaOperator
+from .._common import sequence_classification_loss
 from ...layers.hyena_filter import init_filter_module
 from .configuration_hyena import HyenaConfig
 
@@ -232,12 +233,7 @@ class HyenaForSequenceClassification(HyenaPreTrainedModel):
         else:
             last = torch.full((B,), L - 1, device=logits.device)
         pooled = logits[torch.arange(B, device=logits.device), last]
-        loss = None
-        if labels is not None:
-            if self.num_labels == 1:
-                loss = F.mse_loss(pooled.squeeze(-1).float(), labels.float())
-            else:
-                loss = F.cross_entropy(pooled.float(), labels)
+        loss = None if labels is None else sequence_classification_loss(pooled, labels, self.num_labels)
         if return_dict is False:
             return ((loss,) if loss is not None else ()) + (pooled,)
         return SequenceClassifierOutput(loss=loss, logits=pooled, hidden_states=out.hidden_states)

@@ -26,6 +26,7 @@ from transformers.modeling_outputs import (
 )
 
 from ...layers import BlockdiagLinear, MonarchMixerSequenceMixing
+from .._common import sequence_classification_loss
 from ...layers.hyena_filter import init_filter_module
 from .configuration_m2_bert import M2BertConfig
 
@@ -255,12 +256,7 @@ class M2BertForSequenceClassification(M2BertPreTrainedModel):
                 output_hidden_states=None, return_dict=None, **kwargs):
         out = self.bert(input_ids, attention_mask, token_type_ids, inputs_embeds, output_hidden_states)
         logits = self.classifier(self.dropout(out.pooler_output))
-        loss = None
-        if labels is not None:
-            if self.num_labels == 1:
-                loss = F.mse_loss(logits.squeeze(-1).float(), labels.float())
-            else:
-                loss = F.cross_entropy(logits.float(), labels)
+        loss = None if labels is None else sequence_classification_loss(logits, labels, self.num_labels)
         if return_dict is False:
             return ((loss,) if loss is not None else ()) + (logits,)
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
