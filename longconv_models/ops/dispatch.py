@@ -52,3 +52,16 @@ def cuda_module(op: str):
             extension.unavailable_reason(),
         )
     return mod
+
+
+def select(op: str, unsupported_reason: str | None):
+    """The extension if it can run ``op`` for this call (``unsupported_reason`` is None and the
+    kernels are loaded), else ``None``; records the choice either way."""
+    mod = None
+    reason = unsupported_reason
+    if reason is None:
+        mod = cuda_module(op)
+        if mod is None:
+            reason = "kernels disabled (reference_path)" if not _kernels_enabled else "kernels not built"
+    record(op, "cuda" if mod is not None else "reference", reason or "")
+    return mod

@@ -272,17 +272,6 @@ def kernel_unsupported_reason(u: Tensor, fft_size: int) -> str | None:
     return None
 
 
-def _kernel_for(u: Tensor, fft_size: int, op: str):
-    reason = kernel_unsupported_reason(u, fft_size)
-    mod = None
-    if reason is None:
-        mod = dispatch.cuda_module(op)
-        if mod is None:
-            reason = "kernels disabled (reference_path)" if not dispatch._kernels_enabled else "kernels not built"
-    dispatch.record(op, "cuda" if mod is not None else "reference", reason or "")
-    return mod
-
-
 @torch.library.custom_op("longconv::fftconv", mutates_args=())
 def _fftconv_op(u: Tensor, k_f: Tensor, pre_gate: Tensor | None, post_gate: Tensor | None, fft_size: int) -> Tensor:
     dispatch.record("fftconv", "reference", f"device {u.device.type}")
@@ -291,7 +280,7 @@ def _fftconv_op(u: Tensor, k_f: Tensor, pre_gate: Tensor | None, post_gate: Tens
 
 @_fftconv_op.register_kernel("cuda")
 def _fftconv_cuda(u, k_f, pre_gate, post_gate, fft_size):
-    mod = _kernel_for(u, fft_size, "fftconv")
+    mod = dispatch.select("fftconv", kernel_unsupported_reason(u, fft_size))
     if mod is None:
         return fftconv_ref(u, k_f, pre_gate, post_gate, fft_size)
     from ..kernels_api import fftconv_fwd_cuda
@@ -314,7 +303,7 @@ def _fftconv_bwd_op(
 
 @_fftconv_bwd_op.register_kernel("cuda")
 def _fftconv_bwd_cuda(dy, u, k_f, pre_gate, post_gate, fft_size):
-    mod = _kernel_for(u, fft_size, "fftconv_bwd")
+    mod = dispatch.select("fftconv_bwd", kernel_unsupported_reason(u, fft_size))
     if mod is None:
         du, dk_f, dpre, dpost = fftconv_bwd_ref(dy, u, k_f, pre_gate, post_gate, fft_size)
     else:

@@ -92,16 +92,12 @@ def short_conv_bwd_ref(dy, x, weight, bias, pad_left, channels_last):
 
 
 # ---- custom ops ------------------------------------------------------------------------------
-def _kernel(x: Tensor, weight: Tensor, op: str):
+def kernel_unsupported_reason(x: Tensor, weight: Tensor) -> str | None:
+    """Why the CUDA kernel cannot take this call (``None`` if it can)."""
     if x.dtype not in (torch.float32, torch.bfloat16, torch.float16):
-        reason = f"dtype {x.dtype}"
-    elif weight.shape[-1] > MAX_KERNEL_WIDTH:
-        reason = f"kernel width {weight.shape[-1]} > {MAX_KERNEL_WIDTH}"
-    else:
-        mod = dispatch.cuda_module(op)
-        dispatch.record(op, "cuda" if mod is not None else "reference", "" if mod is not None else "kernels not built")
-        return mod
-    dispatch.record(op, "reference", reason)
+        return f"dtype {x.dtype}"
+    if weight.shape[-1] > MAX_KERNEL_WIDTH:
+        return f"kernel width {weight.shape[-1]} > {MAX_KERNEL_WIDTH}"
     return None
 
 
@@ -113,7 +109,7 @@ def _short_conv_op(x: Tensor, weight: Tensor, bias: Tensor | None, pad_left: int
 
 @_short_conv_op.register_kernel("cuda")
 def _(x, weight, bias, pad_left, channels_last):
-    mod = _kernel(x, weight, "short_conv")
+    mod = dispatch.select("short_conv", kernel_unsupported_reason(x, weight))
     if mod is None:
         return short_conv_ref(x, weight, bias, pad_left, channels_last)
     return mod.shortconv_fwd(x, weight.float().contiguous(), None if bias is None else bias.float().contiguous(),
@@ -135,7 +131,7 @@ def _short_conv_bwd_op(
 
 @_short_conv_bwd_op.register_kernel("cuda")
 def _(dy, x, weight, bias, pad_left, channels_last):
-    mod = _kernel(x, weight, "short_conv_bwd")
+    mod = dispatch.select("short_conv_bwd", kernel_unsupported_reason(x, weight))
     if mod is None:
         dx, dw, db = short_conv_bwd_ref(dy, x, weight, bias, pad_left, channels_last)
         return dx, dw.to(weight.dtype), weight.new_empty(0) if db is None else db.to(weight.dtype)
