@@ -200,9 +200,6 @@ struct Block {
   __device__ __forceinline__ const T* in_row(const void* base, int64_t off) const {
     return (base == nullptr || off < 0) ? nullptr : static_cast<const T*>(base) + off;
   }
-  __device__ __forceinline__ T* out_row(void* base, int64_t off) const {
-    return (base == nullptr || off < 0) ? nullptr : static_cast<T*>(base) + off;
-  }
   // Staged copy of the pass input (which = 0: src, 1: mul) of a row of the current step.
   __device__ __forceinline__ T* staged_row(int local_pair, int part, int which) const {
     return staging + ((local_pair * 2 + part) * 2 + which) * Lpad;
