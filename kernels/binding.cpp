@@ -99,7 +99,6 @@ std::vector<torch::Tensor> fftconv_bwd(const torch::Tensor& dy, const torch::Ten
   check_like(dy, u, "dy");
   const c10::cuda::CUDAGuard guard(u.device());
   const DType dtype = kernel_dtype(u);
-  finish_vec_ok(p, {p.u, p.pre, p.post, dy.data_ptr()});
   auto du = torch::empty_like(u);
   auto dpre = pre ? torch::empty_like(u) : torch::empty({0}, u.options());
   auto dpost = post ? torch::empty_like(u) : torch::empty({0}, u.options());
