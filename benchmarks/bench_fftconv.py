@@ -14,6 +14,7 @@ exceed the L2 cache. Works on the reference path too (``--backend reference``) a
 (``--device cpu``, wall clock) for a smoke test.
 
     python benchmarks/bench_fftconv.py --out results.json            # all sizes up to 32K
+    python benchmarks/bench_fftconv.py --sizes 65536,262144,1048576,4194304   # long sequences
     python benchmarks/bench_fftconv.py --sizes 256,4096 --reps 10
 """
 
@@ -181,6 +182,9 @@ def bench_size(N, L, B, H, dtype, device, timer, anchor, fwdbwd=True):
     row["ratio_fwd"] = row["fwd_ms"] / row["floor_ms"]
     row["ratio_graph"] = row["fwd_graph_ms"] / row["floor_ms"]
     row["ratio_torch"] = row["torch_fwd_ms"] / row["floor_ms"]
+    row["vs_torch"] = row["torch_fwd_ms"] / row["fwd_ms"]  # >1: faster than torch fp32
+    if "fwdbwd_mem_MiB" in row:  # peak extra memory of fwd+bwd / (u + y + dy + du)
+        row["fwdbwd_mem_ratio"] = row["fwdbwd_mem_MiB"] / (4 * B * H * L * elem / 2**20)
     try:
         fft_plan(N)
         row["tc_tflops"] = tensor_core_flops(N, B, H) / row["fwd_ms"] / 1e9
@@ -201,12 +205,13 @@ def print_table(rows):
         ("fwd_graph_ms", "{:>8.3f}"), ("fwd_spectrum_graph_ms", "{:>8.3f}"),
         ("fwdbwd_ms", "{:>8.3f}"), ("torch_fwdbwd_ms", "{:>8.3f}"), ("ratio_fwd", "{:>6.2f}"), ("ratio_graph", "{:>6.2f}"),
         ("official_ratio", "{:>6.2f}"), ("vs_official", "{:>6.2f}"), ("tc_tflops", "{:>6.0f}"),
-        ("rel_err", "{:>8.1e}"), ("fwd_mem_MiB", "{:>8.0f}"),
+        ("vs_torch", "{:>6.2f}"), ("rel_err", "{:>8.1e}"), ("fwd_mem_MiB", "{:>8.0f}"),
+        ("fwdbwd_mem_ratio", "{:>6.2f}"),
     ]
     short = {"floor_ms": "floor", "torch_fwd_ms": "torch", "fwd_ms": "fwd", "fwd_spectrum_ms": "fwd_spec",
              "fwd_gated_ms": "gated", "fwd_graph_ms": "fwd_gr", "fwd_spectrum_graph_ms": "spec_gr", "ratio_graph": "x_gr", "fwdbwd_ms": "fwd+bwd", "torch_fwdbwd_ms": "t_f+b", "ratio_fwd": "x_flr",
              "official_ratio": "off_x", "vs_official": "vs_off", "tc_tflops": "TFLOPs", "rel_err": "rel_err",
-             "fwd_mem_MiB": "mem_MiB"}
+             "fwd_mem_MiB": "mem_MiB", "vs_torch": "vs_t", "fwdbwd_mem_ratio": "fb_mem"}
     widths = [len(f.format(0)) if "f" in f or "e" in f else int(f[3:-1]) for _, f in cols]
     print(" ".join(short.get(c, c).rjust(w) for (c, _), w in zip(cols, widths)))
     for r in rows:

@@ -3,7 +3,7 @@ import torch
 
 import longconv_models as lcm
 
-for N in (256, 1024, 4096, 32768):
+for N in (256, 1024, 4096, 32768, 65536, 2**20):  # fused sizes and the long path (M1 = 16, 256)
     for dtype in (torch.bfloat16, torch.float16):
         L = N // 2 - 1
         u = torch.randn(3, 3, L, device="cuda", dtype=dtype, requires_grad=True)

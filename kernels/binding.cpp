@@ -94,7 +94,7 @@ torch::Tensor fftconv_fwd(const torch::Tensor& u, const torch::Tensor& k_slots,
 std::vector<torch::Tensor> fftconv_bwd(const torch::Tensor& dy, const torch::Tensor& u,
                                        const torch::Tensor& k_slots, const c10::optional<torch::Tensor>& pre,
                                        const c10::optional<torch::Tensor>& post, const torch::Tensor& tw_stage,
-                                       const torch::Tensor& tw_core, int64_t fft_size) {
+                                       const torch::Tensor& tw_core, int64_t fft_size, bool raw_filter_grad) {
   Params p = make_params(u, k_slots, pre, post, tw_stage, tw_core, fft_size);
   check_like(dy, u, "dy");
   const c10::cuda::CUDAGuard guard(u.device());
@@ -118,25 +118,105 @@ std::vector<torch::Tensor> fftconv_bwd(const torch::Tensor& dy, const torch::Ten
   const auto stream = c10::cuda::getCurrentCUDAStream();
   cudaError_t err = longconv::fftconv::launch_backward(p, dtype, stream);
   TORCH_CHECK(err == cudaSuccess, "fftconv backward launch failed: ", cudaGetErrorString(err));
+  if (raw_filter_grad) {  // the accumulators summed over blocks, in slot order: (H, N, 2)
+    const std::vector<int64_t> reduce_dims{0, 2};
+    auto s = s_partial.view({geo.chunks, p.H, geo.pairs_per_step, p.N, 2}).sum(reduce_dims);
+    return std::vector<torch::Tensor>{du, s, dpre, dpost};
+  }
   auto dk_f = torch::empty({p.H, p.N / 2 + 1}, u.options().dtype(torch::kComplexFloat));
   err = longconv::fftconv::launch_slots_to_spectrum_grad(p.s_partial, reinterpret_cast<float2*>(dk_f.data_ptr()),
-                                                         geo.chunks, p.H, geo.pairs_per_step, p.N, stream);
+                                                         geo.chunks, p.H, geo.pairs_per_step, p.N, 1, stream);
   TORCH_CHECK(err == cudaSuccess, "fftconv filter-gradient launch failed: ", cudaGetErrorString(err));
   return {du, dk_f, dpre, dpost};
 }
 
-torch::Tensor spectrum_to_slots(const torch::Tensor& k_f, int64_t fft_size) {
+void check_split(int64_t fft_size, int64_t outer) {
+  TORCH_CHECK(outer >= 1 && outer <= 256 && (outer & (outer - 1)) == 0, "outer must be a power of two <= 256, got ",
+              outer);
+  const int64_t inner = fft_size / outer;
+  TORCH_CHECK((fft_size & (fft_size - 1)) == 0 && inner >= 256 && inner <= 32768, "bad fft_size ", fft_size,
+              " for outer=", outer);
+}
+
+// Filter spectrum -> kernel slot layout: (H, N, 2) for outer = 1, (H, outer, N/outer, 2) else.
+torch::Tensor spectrum_to_slots(const torch::Tensor& k_f, int64_t fft_size, int64_t outer) {
   CHECK_CUDA_TENSOR(k_f, "k_f");
   TORCH_CHECK(k_f.scalar_type() == torch::kComplexFloat && k_f.dim() == 2 && k_f.size(1) == fft_size / 2 + 1,
               "k_f must be (H, fft_size/2+1) complex64, got ", k_f.sizes(), " ", k_f.scalar_type());
-  TORCH_CHECK(fft_size >= 256 && fft_size <= 32768 && (fft_size & (fft_size - 1)) == 0, "bad fft_size ", fft_size);
+  check_split(fft_size, outer);
+  TORCH_CHECK(k_f.size(0) <= 65535, "too many channels");
   const c10::cuda::CUDAGuard guard(k_f.device());
-  auto k_slots = torch::empty({k_f.size(0), fft_size, 2}, k_f.options().dtype(torch::kFloat32));
+  const auto f32 = k_f.options().dtype(torch::kFloat32);
+  auto k_slots = outer == 1 ? torch::empty({k_f.size(0), fft_size, 2}, f32)
+                            : torch::empty({k_f.size(0), outer, fft_size / outer, 2}, f32);
   const cudaError_t err = longconv::fftconv::launch_spectrum_to_slots(
       reinterpret_cast<const float2*>(k_f.data_ptr()), reinterpret_cast<float2*>(k_slots.data_ptr<float>()),
-      static_cast<int>(k_f.size(0)), static_cast<int>(fft_size), c10::cuda::getCurrentCUDAStream());
+      static_cast<int>(k_f.size(0)), static_cast<int>(fft_size), static_cast<int>(outer),
+      c10::cuda::getCurrentCUDAStream());
   TORCH_CHECK(err == cudaSuccess, "spectrum_to_slots launch failed: ", cudaGetErrorString(err));
   return k_slots;
+}
+
+// Summed accumulators (H, outer, N/outer, 2) of the long path -> gradient of the rfft spectrum.
+torch::Tensor slots_to_spectrum_grad(const torch::Tensor& s, int64_t fft_size, int64_t outer) {
+  CHECK_CUDA_TENSOR(s, "s");
+  check_split(fft_size, outer);
+  TORCH_CHECK(s.scalar_type() == torch::kFloat32 && s.dim() == 4 && s.size(1) == outer &&
+                  s.size(2) == fft_size / outer && s.size(3) == 2 && s.size(0) <= 65535,
+              "s must be (H, outer, fft_size/outer, 2) float32, got ", s.sizes());
+  const c10::cuda::CUDAGuard guard(s.device());
+  auto dk_f = torch::empty({s.size(0), fft_size / 2 + 1}, s.options().dtype(torch::kComplexFloat));
+  const cudaError_t err = longconv::fftconv::launch_slots_to_spectrum_grad(
+      reinterpret_cast<const float2*>(s.data_ptr<float>()), reinterpret_cast<float2*>(dk_f.data_ptr()), 1,
+      static_cast<int>(s.size(0)), 1, static_cast<int>(fft_size), static_cast<int>(outer),
+      c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "slots_to_spectrum_grad launch failed: ", cudaGetErrorString(err));
+  return dk_f;
+}
+
+// One outer pass of the long-sequence path over a chunk of pairs x channels (fftconv_outer.cu).
+// Forward: seq (B, H, L) -> inner (2*pairs, hs*M1, M2) bf16; inverse: inner -> seq.
+void fftconv_outer(const torch::Tensor& seq, const c10::optional<torch::Tensor>& gate, const torch::Tensor& inner,
+                   const torch::Tensor& bad_rows, int64_t fft_size, int64_t M1, int64_t pair0, int64_t h0,
+                   bool inverse) {
+  CHECK_CUDA_TENSOR(seq, "seq");
+  CHECK_CUDA_TENSOR(inner, "inner");
+  CHECK_CUDA_TENSOR(bad_rows, "bad_rows");
+  TORCH_CHECK(seq.dim() == 3 && inner.dim() == 3, "seq and inner must be 3-D");
+  const DType dtype = kernel_dtype(seq);
+  TORCH_CHECK(inner.scalar_type() == torch::kBFloat16, "inner rows must be bf16");
+  TORCH_CHECK(inner.device() == seq.device() && bad_rows.device() == seq.device(), "tensors on different devices");
+  TORCH_CHECK(M1 >= 2 && M1 <= 256 && (M1 & (M1 - 1)) == 0, "M1 must be a power of two in [2, 256], got ", M1);
+  TORCH_CHECK(fft_size % M1 == 0 && fft_size / M1 >= 4096 && fft_size <= (int64_t(1) << 24) &&
+                  (fft_size & (fft_size - 1)) == 0,
+              "bad fft_size ", fft_size, " for M1=", M1);
+  const int64_t B = seq.size(0), H = seq.size(1), L = seq.size(2), M2 = fft_size / M1;
+  TORCH_CHECK(L > 0 && L <= fft_size, "L=", L, " must be in [1, fft_size=", fft_size, "]");
+  TORCH_CHECK(inner.size(2) == M2 && inner.size(0) % 2 == 0 && inner.size(1) % M1 == 0, "inner has shape ",
+              inner.sizes(), ", expected (2*pairs, hs*", M1, ", ", M2, ")");
+  const int64_t pairs = inner.size(0) / 2, hs = inner.size(1) / M1;
+  TORCH_CHECK(pair0 >= 0 && 2 * (pair0 + pairs) - 1 <= B && h0 >= 0 && h0 + hs <= H, "chunk out of range");
+  TORCH_CHECK(bad_rows.scalar_type() == torch::kInt32 && bad_rows.numel() == B * H, "bad_rows must be (B, H) int32");
+  if (gate) check_like(*gate, seq, "gate");
+  longconv::fftconv::OuterParams p{};
+  p.B = static_cast<int>(B);
+  p.H = static_cast<int>(H);
+  p.L = static_cast<int>(L);
+  p.N = static_cast<int>(fft_size);
+  p.M1 = static_cast<int>(M1);
+  p.M2 = static_cast<int>(M2);
+  p.pair0 = static_cast<int>(pair0);
+  p.pairs = static_cast<int>(pairs);
+  p.h0 = static_cast<int>(h0);
+  p.hs = static_cast<int>(hs);
+  p.x = inverse ? inner.data_ptr() : seq.data_ptr();
+  p.out = inverse ? seq.data_ptr() : inner.data_ptr();
+  p.gate = gate ? gate->data_ptr() : nullptr;
+  p.bad_rows = bad_rows.data_ptr<int>();
+  const c10::cuda::CUDAGuard guard(seq.device());
+  const cudaError_t err =
+      longconv::fftconv::launch_outer_pass(p, dtype, inverse, c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "fftconv outer pass launch failed: ", cudaGetErrorString(err));
 }
 
 // ---- short depthwise conv ------------------------------------------------------------------
@@ -208,8 +288,10 @@ torch::Tensor shortconv_wgrad(const torch::Tensor& x, const torch::Tensor& dy, i
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "longconv_models CUDA kernels";
   m.def("fftconv_fwd", &fftconv_fwd, "fused FFT convolution, forward");
-  m.def("fftconv_bwd", &fftconv_bwd, "fused FFT convolution, backward: (du, dk_f, dpre, dpost)");
+  m.def("fftconv_bwd", &fftconv_bwd, "fused FFT convolution, backward: (du, dk_f or raw slot accumulators, dpre, dpost)");
+  m.def("fftconv_outer", &fftconv_outer, "long-sequence path: one outer FFT pass over a chunk");
   m.def("spectrum_to_slots", &spectrum_to_slots, "filter spectrum -> kernel slot layout");
+  m.def("slots_to_spectrum_grad", &slots_to_spectrum_grad, "long path: filter accumulators -> spectrum gradient");
   m.def("shortconv_fwd", &shortconv_fwd, "short depthwise conv1d (also its input gradient)");
   m.def("shortconv_wgrad", &shortconv_wgrad, "short depthwise conv1d weight/bias gradient partial sums");
 }

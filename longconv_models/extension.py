@@ -35,6 +35,7 @@ SOURCES = (
     "binding.cpp",
     "fftconv/fftconv_fwd.cu",
     "fftconv/fftconv_bwd.cu",
+    "fftconv/fftconv_outer.cu",
     "shortconv/shortconv.cu",
 )
 

@@ -92,11 +92,17 @@ def spectrum_grad_from_slots(s_slots: Tensor, fft_size: int) -> Tensor:
     ``s_slots`` (H, N, 2) fp32 holds sum_pairs conj(Z_x) Z_dc of the unitary transforms in slot
     order. Its Hermitian part is the spectrum of the filter gradient (the anti-Hermitian part is
     the cross-talk of the two rows of a pair, purely imaginary in time), times 1/N."""
+    _, _, inverse = _slot_index(fft_size, s_slots.device)
+    s = torch.view_as_complex(s_slots.contiguous())[:, inverse]  # natural frequency order
+    return spectrum_grad_from_accumulator(s, fft_size)
+
+
+def spectrum_grad_from_accumulator(s: Tensor, fft_size: int) -> Tensor:
+    """(H, N) complex accumulator sum_pairs conj(Z_x) Z_dc / N in natural frequency order ->
+    gradient of the rfft spectrum (H, N//2+1)."""
     from .ops.reference import irfft_grad_weights
 
     N = fft_size
-    _, _, inverse = _slot_index(N, s_slots.device)
-    s = torch.view_as_complex(s_slots.contiguous())[:, inverse]  # natural frequency order
     s_neg = torch.roll(s.flip(-1), 1, dims=-1)  # s[(N - j) % N]
     herm = 0.5 * (s + s_neg.conj())
     return herm[:, : N // 2 + 1] * (N * irfft_grad_weights(N, s.device, torch.float32))
@@ -133,12 +139,14 @@ def twiddle_tables(device: torch.device) -> tuple[Tensor, Tensor]:
 _slots_cache = WeakIdKeyDictionary()
 
 
-def cached_kernel_spectrum(mod, k_f: Tensor, fft_size: int) -> Tensor:
-    """:func:`kernel_spectrum` computed by the CUDA kernel, cached per spectrum tensor."""
+def cached_kernel_spectrum(mod, k_f: Tensor, fft_size: int, build=None) -> Tensor:
+    """:func:`kernel_spectrum` computed by the CUDA kernel (or ``build(k_f, fft_size)``), cached
+    per spectrum tensor."""
     hit = _slots_cache.get(k_f)
     if hit is not None and hit[0] == k_f._version and hit[1] == fft_size:
         return hit[2]
-    slots = mod.spectrum_to_slots(k_f.detach().to(torch.complex64).contiguous(), fft_size)
+    k_f64 = k_f.detach().to(torch.complex64).contiguous()
+    slots = mod.spectrum_to_slots(k_f64, fft_size, 1) if build is None else build(k_f64, fft_size)
     _slots_cache[k_f] = (k_f._version, fft_size, slots)
     return slots
 
@@ -156,5 +164,7 @@ def fftconv_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size:
 def fftconv_bwd_cuda(mod, dy: Tensor, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int):
     tw_stage, tw_core = twiddle_tables(u.device)
     k_slots = cached_kernel_spectrum(mod, k_f, fft_size)
-    du, dk_f, dpre, dpost = mod.fftconv_bwd(dy, u, k_slots, _opt(pre_gate), _opt(post_gate), tw_stage, tw_core, fft_size)
+    du, dk_f, dpre, dpost = mod.fftconv_bwd(
+        dy, u, k_slots, _opt(pre_gate), _opt(post_gate), tw_stage, tw_core, fft_size, False
+    )
     return du, dk_f, (dpre if dpre.numel() else None), (dpost if dpost.numel() else None)

@@ -13,10 +13,10 @@ from longconv_models.kernels_api import (
     slot_frequencies,
     spectrum_grad_from_slots,
 )
-from longconv_models.ops.fftconv import KERNEL_FFT_SIZES
+from longconv_models.ops.fftconv import FUSED_FFT_SIZES
 
 
-@pytest.mark.parametrize("N", KERNEL_FFT_SIZES)
+@pytest.mark.parametrize("N", FUSED_FFT_SIZES)
 def test_slots_are_a_permutation(N):
     assert np.array_equal(np.sort(slot_frequencies(N)), np.arange(N))
     r0, r1 = fft_plan(N)

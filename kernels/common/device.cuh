@@ -98,6 +98,49 @@ __device__ __forceinline__ float2 unit_root_accurate(int num, int den) {
   return make_float2(c, s);
 }
 
+// Radix-R DFT of R complex values in registers (R = 1, 2, 4, 8, 16), unnormalised, natural
+// order in and out; kInv: conjugate twiddles. Radix-2 decimation in time by template recursion,
+// so every index and twiddle is a compile-time constant.
+template <int R, bool kInv>
+__device__ __forceinline__ void small_dft(float (&re)[R], float (&im)[R]) {
+  static_assert(R >= 1 && R <= 16 && (R & (R - 1)) == 0, "radix must be a power of two <= 16");
+  if constexpr (R > 1) {
+    constexpr int H = R / 2;
+    float er[H], ei[H], odr[H], odi[H];
+#pragma unroll
+    for (int i = 0; i < H; ++i) {
+      er[i] = re[2 * i];
+      ei[i] = im[2 * i];
+      odr[i] = re[2 * i + 1];
+      odi[i] = im[2 * i + 1];
+    }
+    small_dft<H, kInv>(er, ei);
+    small_dft<H, kInv>(odr, odi);
+    // cos and sin of 2 pi e / 16, e = 0..7
+    constexpr float kCos[8] = {1.f, 0.92387953251128674f, 0.70710678118654752f, 0.38268343236508977f,
+                               0.f, -0.38268343236508977f, -0.70710678118654752f, -0.92387953251128674f};
+    constexpr float kSin[8] = {0.f, 0.38268343236508977f, 0.70710678118654752f, 0.92387953251128674f,
+                               1.f, 0.92387953251128674f, 0.70710678118654752f, 0.38268343236508977f};
+#pragma unroll
+    for (int k = 0; k < H; ++k) {
+      const int e = k * (16 / R);  // twiddle exp(-+2 pi i e / 16)
+      float tr = odr[k], ti = odi[k];
+      if (e == 4) {  // -+i
+        tr = kInv ? -odi[k] : odi[k];
+        ti = kInv ? odr[k] : -odr[k];
+      } else if (e != 0) {
+        const float wr = kCos[e], wi = kInv ? kSin[e] : -kSin[e];
+        tr = odr[k] * wr - odi[k] * wi;
+        ti = odr[k] * wi + odi[k] * wr;
+      }
+      re[k] = er[k] + tr;
+      im[k] = ei[k] + ti;
+      re[k + H] = er[k] - tr;
+      im[k + H] = ei[k] - ti;
+    }
+  }
+}
+
 // ---- vector accesses of V consecutive elements --------------------------------------------
 // A register type of `Bytes` bytes (one access up to 16 bytes, two for 32).
 struct alignas(16) Bits32 { uint4 lo, hi; };

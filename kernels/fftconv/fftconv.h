@@ -36,6 +36,19 @@ struct Params {
   const float2* tw_core = nullptr;   // (16, 32, 8) the same twiddles at the core's output slots
 };
 
+// Outer pass of the long-sequence path (N = M1 * M2, see fftconv_outer.cu) over one chunk:
+// batch pairs [pair0, pair0 + pairs) x channels [h0, h0 + hs).
+struct OuterParams {
+  int B, H, L;       // the (B, H, L) sequence tensor
+  int N, M1, M2;     // N = M1 * M2; M1 in {2, 4, .., 256}
+  int pair0, pairs;
+  int h0, hs;
+  const void* x = nullptr;     // forward: sequences (B, H, L); inverse: inner rows (2*pairs, hs*M1, M2) bf16
+  const void* gate = nullptr;  // optional (B, H, L): multiplies the input (forward) / output (inverse)
+  void* out = nullptr;         // forward: inner rows; inverse: sequences
+  int* bad_rows = nullptr;     // (B, H): set by the forward pass for rows with a non-finite input
+};
+
 // Launch geometry the host needs to allocate the backward's scratch buffers.
 struct Geometry {
   int pairs_per_step;
@@ -49,11 +62,15 @@ Geometry geometry(const Params& p, bool backward, DType dtype);
 cudaError_t launch_forward(const Params& p, DType dtype, cudaStream_t stream);
 cudaError_t launch_backward(const Params& p, DType dtype, cudaStream_t stream);
 
-// Filter spectrum (H, N/2+1) complex -> full Hermitian spectrum in kernel slot order (H, N).
-cudaError_t launch_spectrum_to_slots(const float2* k_f, float2* k_slots, int H, int N, cudaStream_t stream);
-// Backward accumulators (chunks, H, P, N) in slot order -> gradient of the rfft spectrum
+cudaError_t launch_outer_pass(const OuterParams& p, DType dtype, bool inverse, cudaStream_t stream);
+
+// Filter spectrum (H, N/2+1) complex -> full Hermitian spectrum in kernel slot order: (H, N) for
+// the fused kernel (M1 = 1), (H, M1, N/M1) for the long path's inner rows.
+cudaError_t launch_spectrum_to_slots(const float2* k_f, float2* k_slots, int H, int N, int M1, cudaStream_t stream);
+// Backward accumulators (chunks, H, P, N) in slot order (M1 = 1; for M1 > 1 the long path's
+// (H, M1, N/M1) summed accumulators, chunks = P = 1) -> gradient of the rfft spectrum
 // (H, N/2+1) under PyTorch's complex-gradient convention.
 cudaError_t launch_slots_to_spectrum_grad(const float2* s_partial, float2* dk_f, int chunks, int H, int P, int N,
-                                          cudaStream_t stream);
+                                          int M1, cudaStream_t stream);
 
 }  // namespace longconv::fftconv

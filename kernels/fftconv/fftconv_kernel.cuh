@@ -56,51 +56,6 @@ struct Dft16 {
   }
 };
 
-// Radix-R DFT of R complex values in registers (R = 2, 4, 8), unnormalised; kInv: conj twiddles.
-template <int R, bool kInv>
-__device__ __forceinline__ void small_dft(float (&re)[R], float (&im)[R]) {
-  if constexpr (R == 1) {
-    return;
-  } else {
-    // iterative radix-2 DIT: bit-reversed input order, then log2(R) butterfly levels
-    float xr[R], xi[R];
-#pragma unroll
-    for (int i = 0; i < R; ++i) {
-      int rev = 0;
-#pragma unroll
-      for (int b = 1, x = i; b < R; b <<= 1, x >>= 1) rev = (rev << 1) | (x & 1);
-      xr[i] = re[rev];
-      xi[i] = im[rev];
-    }
-#pragma unroll
-    for (int len = 2; len <= R; len <<= 1) {
-#pragma unroll
-      for (int start = 0; start < R; start += len) {
-#pragma unroll
-        for (int k = 0; k < len / 2; ++k) {
-          // w = exp(-+2 pi i k / len), exact constants for len <= 8
-          const int e = k * (8 / len);  // in eighths of a turn
-          const float c = 0.70710678118654752f;
-          float wr = e == 0 ? 1.f : e == 1 ? c : e == 2 ? 0.f : -c;
-          float wi = e == 0 ? 0.f : e == 1 ? -c : e == 2 ? -1.f : -c;
-          if (kInv) wi = -wi;
-          const int a = start + k, b = a + len / 2;
-          const float tr = xr[b] * wr - xi[b] * wi, ti = xr[b] * wi + xi[b] * wr;
-          xr[b] = xr[a] - tr;
-          xi[b] = xi[a] - ti;
-          xr[a] += tr;
-          xi[a] += ti;
-        }
-      }
-    }
-#pragma unroll
-    for (int i = 0; i < R; ++i) {
-      re[i] = xr[i];
-      im[i] = xi[i];
-    }
-  }
-}
-
 // What the core does in the frequency domain.
 enum class CoreMode { kConv, kSaveSpectrum, kSaveSpectrumConv, kGradConv };
 

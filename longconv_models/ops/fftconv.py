@@ -30,7 +30,9 @@ from ._checks import FLOAT_DTYPES, check_same_device, check_tensor
 from .reference import compute_dtypes, fftconv_bwd_ref, fftconv_ref
 
 MIN_FFT_SIZE = 256
-KERNEL_FFT_SIZES = tuple(2**p for p in range(8, 16))  # 256 .. 32768
+FUSED_FFT_SIZES = tuple(2**p for p in range(8, 16))  # 256 .. 32768: one block per sequence
+LONG_FFT_SIZES = tuple(2**p for p in range(16, 23))  # 64K .. 4M: outer passes + fused kernel
+KERNEL_FFT_SIZES = FUSED_FFT_SIZES + LONG_FFT_SIZES
 KERNEL_DTYPES = (torch.bfloat16, torch.float16)
 
 
@@ -283,6 +285,10 @@ def _fftconv_cuda(u, k_f, pre_gate, post_gate, fft_size):
     mod = dispatch.select("fftconv", kernel_unsupported_reason(u, fft_size))
     if mod is None:
         return fftconv_ref(u, k_f, pre_gate, post_gate, fft_size)
+    if fft_size in LONG_FFT_SIZES:
+        from ..kernels_long import long_fwd_cuda
+
+        return long_fwd_cuda(mod, u, k_f, pre_gate, post_gate, fft_size)
     from ..kernels_api import fftconv_fwd_cuda
 
     return fftconv_fwd_cuda(mod, u, k_f, pre_gate, post_gate, fft_size)
@@ -306,6 +312,10 @@ def _fftconv_bwd_cuda(dy, u, k_f, pre_gate, post_gate, fft_size):
     mod = dispatch.select("fftconv_bwd", kernel_unsupported_reason(u, fft_size))
     if mod is None:
         du, dk_f, dpre, dpost = fftconv_bwd_ref(dy, u, k_f, pre_gate, post_gate, fft_size)
+    elif fft_size in LONG_FFT_SIZES:
+        from ..kernels_long import long_bwd_cuda
+
+        du, dk_f, dpre, dpost = long_bwd_cuda(mod, dy, u, k_f, pre_gate, post_gate, fft_size)
     else:
         from ..kernels_api import fftconv_bwd_cuda
 

@@ -1,0 +1,176 @@
+"""Host side of the long-sequence FFT convolution (fft sizes 64K .. 4M).
+
+A sequence of N points no longer fits one thread block, so the N-point FFT is split as
+N = M1 * M2 (four-step FFT, ``kernels/fftconv/fftconv_outer.cu``):
+
+1. outer forward pass: an M1-point DFT across the sequence (stride M2) and the twiddles,
+   written as M1 rows of M2 points (bf16) per pair of batch rows;
+2. the fused kernel on those rows: M2-point FFT, multiply by the filter at frequencies
+   ``k1 + M1*k2``, inverse FFT (the rows are the fused kernel's (batch, channel) rows);
+3. outer inverse pass: twiddles, inverse M1-point DFT, gate, write positions < L.
+
+HBM traffic per pair of rows: read u, write + read + write + read the bf16 intermediate, write y,
+plus the filter once per channel: three passes, each streaming. Rows are processed in chunks so
+that the intermediate stays within a fixed workspace (``LONGCONV_LONG_WORKSPACE_MB``, 512 MB).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+from torch import Tensor
+
+from .kernels_api import (
+    _slot_index,
+    cached_kernel_spectrum,
+    slot_frequencies,
+    spectrum_grad_from_accumulator,
+    twiddle_tables,
+)
+from .ops.fftconv import LONG_FFT_SIZES
+
+MIN_INNER = 4096  # the fused kernel is most efficient at 4K-16K points
+MAX_OUTER = 256  # M1 <= 256: two register stages of radix <= 16
+MAX_INNER = 16384
+
+
+def long_plan(fft_size: int) -> tuple[int, int]:
+    """(M1, M2) with N = M1 * M2: the inner size M2 >= 4096, the outer M1 <= 256."""
+    if fft_size not in LONG_FFT_SIZES:
+        raise ValueError(f"long fft size must be a power of two in [{LONG_FFT_SIZES[0]}, {LONG_FFT_SIZES[-1]}]")
+    inner = max(MIN_INNER, fft_size // MAX_OUTER)
+    assert inner <= MAX_INNER
+    return fft_size // inner, inner
+
+
+def outer_radices(outer: int) -> tuple[int, int]:
+    """(Ra, Rb): the outer M1-point DFT as a radix-Ra then a radix-Rb register stage (as the
+    kernel instantiates them)."""
+    return (outer, 1) if outer <= 16 else (16, outer // 16)
+
+
+def hermitian_spectrum(k_f: Tensor, fft_size: int) -> Tensor:
+    """(H, N//2+1) rfft spectrum -> (H, N) full spectrum of the real filter (natural order); the
+    imaginary parts of DC and Nyquist are dropped, as irfft does."""
+    k_f = k_f.to(torch.complex64)
+    dc, nyq = k_f[:, :1].real, k_f[:, -1:].real
+    inner = k_f[:, 1:-1]
+    return torch.cat([dc.to(k_f.dtype), inner, nyq.to(k_f.dtype), inner.flip(-1).conj()], dim=-1)
+
+
+def long_kernel_spectrum(k_f: Tensor, fft_size: int) -> Tensor:
+    """(H, N//2+1) spectrum -> (H, M1, M2, 2) fp32: row k1 holds the filter at frequencies
+    k1 + M1*k2, in the fused kernel's slot order for M2 points."""
+    M1, M2 = long_plan(fft_size)
+    H = k_f.shape[0]
+    full = hermitian_spectrum(k_f, fft_size).view(H, M2, M1).transpose(1, 2)  # [h, k1, k2]
+    return torch.view_as_real(full[..., _slot_frequencies_on(M2, k_f.device)].contiguous())
+
+
+@functools.lru_cache(maxsize=None)
+def _slot_frequencies_on(fft_size: int, device: torch.device) -> Tensor:
+    # cached on the device: no host-to-device copy inside a CUDA graph capture
+    return torch.as_tensor(slot_frequencies(fft_size), device=device)
+
+
+def long_spectrum_grad(s_slots: Tensor, fft_size: int) -> Tensor:
+    """Summed inner accumulators (H, M1, M2, 2) in slot order -> gradient of the rfft spectrum.
+
+    Both outer passes are unitary, so the inner kernel's accumulator is already
+    sum conj(Z_x) Z_dc / N of the N-point transforms, at frequency k1 + M1*k2."""
+    M1, M2 = long_plan(fft_size)
+    H = s_slots.shape[0]
+    _, _, inverse = _slot_index(M2, s_slots.device)
+    s = torch.view_as_complex(s_slots.contiguous())[..., inverse]  # [h, k1, k2]
+    return spectrum_grad_from_accumulator(s.transpose(1, 2).reshape(H, fft_size), fft_size)
+
+
+def _workspace_bytes() -> int:
+    return int(os.environ.get("LONGCONV_LONG_WORKSPACE_MB", "512")) << 20
+
+
+@functools.lru_cache(maxsize=64)
+def chunk_plan(B: int, H: int, fft_size: int, backward: bool, budget: int) -> tuple[tuple[int, int, int, int], ...]:
+    """Chunks (pair0, pairs, h0, hs) of pairs of batch rows x channels whose intermediates fit
+    ``budget`` bytes: per (pair, channel) one bf16 complex N-point row per live intermediate (2
+    forward, 3 backward); per channel in the backward the fused kernel's fp32 scratch.
+
+    A chunk keeps >= 2 pairs where the batch has them (the inner kernel transforms 2 pairs per
+    step at 4K) and then as many channels as fit; whole-channel chunks grow along the batch."""
+    M1, M2 = long_plan(fft_size)
+    per_row = 4 * fft_size * (3 if backward else 2)
+    per_channel = 8 * fft_size * (2 * max(1, 8192 // M2) + 2) if backward else 0
+    n_pairs = (B + 1) // 2
+    pairs = min(n_pairs, 2)
+    hs = max(1, min(H, 65535, budget // (pairs * per_row + per_channel)))
+    if hs == H:
+        pairs = max(pairs, min(n_pairs, 65535, (budget - H * per_channel) // (H * per_row)))
+    return tuple(
+        (p0, min(pairs, n_pairs - p0), h0, min(hs, H - h0))
+        for h0 in range(0, H, hs)
+        for p0 in range(0, n_pairs, pairs)
+    )
+
+
+def _long_spectrum(mod, k_f: Tensor, fft_size: int) -> Tensor:
+    outer = long_plan(fft_size)[0]
+    return cached_kernel_spectrum(mod, k_f, fft_size, build=lambda kf, n: mod.spectrum_to_slots(kf, n, outer))
+
+
+def _opt(t: Tensor | None) -> Tensor | None:
+    return None if t is None else t.contiguous()
+
+
+def long_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int, k_slots=None) -> Tensor:
+    B, H, _ = u.shape
+    M1, M2 = long_plan(fft_size)
+    tw_stage, tw_core = twiddle_tables(u.device)
+    k_slots = _long_spectrum(mod, k_f, fft_size) if k_slots is None else k_slots
+    pre_gate, post_gate = _opt(pre_gate), _opt(post_gate)
+    y = torch.empty_like(u)
+    bad_rows = torch.zeros(B, H, dtype=torch.int32, device=u.device)
+    # the forward holds 2 intermediates (the backward 3 plus scratch): twice the workspace
+    for p0, pairs, h0, hs in chunk_plan(B, H, fft_size, False, 2 * _workspace_bytes()):
+        rows = torch.empty(2 * pairs, hs * M1, M2, dtype=torch.bfloat16, device=u.device)
+        mod.fftconv_outer(u, pre_gate, rows, bad_rows, fft_size, M1, p0, h0, False)
+        k_chunk = k_slots[h0 : h0 + hs].view(hs * M1, M2, 2)
+        rows = mod.fftconv_fwd(rows, k_chunk, None, None, tw_stage, tw_core, M2)
+        mod.fftconv_outer(y, post_gate, rows, bad_rows, fft_size, M1, p0, h0, True)
+    return y
+
+
+def long_bwd_cuda(mod, dy: Tensor, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int):
+    """(du, dk_f, dpre, dpost) of the long path. With a post gate the convolution is recomputed
+    (one forward) for dpost; gate products are elementwise torch ops."""
+    B, H, _ = u.shape
+    M1, M2 = long_plan(fft_size)
+    tw_stage, tw_core = twiddle_tables(u.device)
+    k_slots = _long_spectrum(mod, k_f, fft_size)
+    pre_gate, post_gate = _opt(pre_gate), _opt(post_gate)
+    dpost = None
+    if post_gate is not None:
+        dpost = dy * long_fwd_cuda(mod, u, k_f, pre_gate, None, fft_size, k_slots)
+    dx = torch.empty_like(u)
+    s_total = torch.zeros(H, M1, M2, 2, dtype=torch.float32, device=u.device)
+    # rows with a non-finite x = pre*u (bad[0]) or dc = post*dy (bad[1]); dx = corr(dc, k)
+    # depends on dc only, the filter gradient on both
+    bad = torch.zeros(2, B, H, dtype=torch.int32, device=u.device)
+    for p0, pairs, h0, hs in chunk_plan(B, H, fft_size, True, _workspace_bytes()):
+        shape = (2 * pairs, hs * M1, M2)
+        x_rows = torch.empty(shape, dtype=torch.bfloat16, device=u.device)
+        dc_rows = torch.empty(shape, dtype=torch.bfloat16, device=u.device)
+        mod.fftconv_outer(u, pre_gate, x_rows, bad[0], fft_size, M1, p0, h0, False)
+        mod.fftconv_outer(dy, post_gate, dc_rows, bad[1], fft_size, M1, p0, h0, False)
+        k_chunk = k_slots[h0 : h0 + hs].view(hs * M1, M2, 2)
+        dx_rows, s, _, _ = mod.fftconv_bwd(dc_rows, x_rows, k_chunk, None, None, tw_stage, tw_core, M2, True)
+        del x_rows, dc_rows
+        s_total[h0 : h0 + hs] += s.view(hs, M1, M2, 2)
+        mod.fftconv_outer(dx, None, dx_rows, bad[1], fft_size, M1, p0, h0, True)
+    dk_f = mod.slots_to_spectrum_grad(s_total, fft_size, M1)
+    # a non-finite row makes its channel's filter gradient NaN (no host sync)
+    dk_f = torch.where(bad.any(1).any(0)[:, None], torch.full_like(dk_f, float("nan")), dk_f)
+    dpre = None if pre_gate is None else dx * u
+    du = dx if pre_gate is None else dx * pre_gate
+    return du, dk_f, dpre, dpost
