@@ -3,8 +3,7 @@
     python benchmarks/bench_models.py [--out results.json]
 
 HyenaDNA-small shaped model (d_model 256, 4 layers, bf16), B x L = 256K tokens per call, at
-L = 1K, 16K (fused kernel) and 128K, 1M (beyond the kernel's 32K FFT size: both columns run the
-reference path there). Medians of CUDA-event timings.
+L = 1K, 16K (fused kernel) and 128K, 1M (the long-sequence path). Medians of CUDA-event timings.
 """
 
 import argparse
