@@ -185,6 +185,7 @@ void fftconv_outer(const torch::Tensor& seq, const c10::optional<torch::Tensor>&
   TORCH_CHECK(seq.dim() == 3 && inner.dim() == 3, "seq and inner must be 3-D");
   const DType dtype = kernel_dtype(seq);
   TORCH_CHECK(inner.scalar_type() == torch::kBFloat16, "inner rows must be bf16");
+  TORCH_CHECK(reinterpret_cast<uintptr_t>(inner.data_ptr()) % 16 == 0, "inner rows must be 16-byte aligned");
   TORCH_CHECK(inner.device() == seq.device() && bad_rows.device() == seq.device(), "tensors on different devices");
   TORCH_CHECK(M1 >= 2 && M1 <= 256 && (M1 & (M1 - 1)) == 0, "M1 must be a power of two in [2, 256], got ", M1);
   TORCH_CHECK(fft_size % M1 == 0 && fft_size / M1 >= 4096 && fft_size <= (int64_t(1) << 24) &&

@@ -6,7 +6,16 @@ reference path, dispatch) -> :mod:`longconv_models.layers` -> :mod:`longconv_mod
 """
 
 from . import checkpoints, models  # models: registers the Auto classes
-from .ops import FFTConv, FilterSpectrum, fftconv, last_backend, prepare_filter, reference_path, short_conv
+from .ops import (
+    FFTConv,
+    FilterSpectrum,
+    fftconv,
+    frequency_sparse,
+    last_backend,
+    prepare_filter,
+    reference_path,
+    short_conv,
+)
 from .version import __version__
 
 __all__ = [
@@ -14,6 +23,7 @@ __all__ = [
     "FilterSpectrum",
     "__version__",
     "fftconv",
+    "frequency_sparse",
     "last_backend",
     "prepare_filter",
     "reference_path",

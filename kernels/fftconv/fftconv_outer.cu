@@ -22,7 +22,7 @@ namespace longconv::fftconv {
 namespace {
 
 constexpr int kOuterThreads = 256;
-constexpr int kTileComplex = 4096;  // M1 * C complex values in shared memory (32 KB): 4+ blocks/SM
+constexpr int kTileComplex = 4096;  // M1 * C complex values per block (48 KB of shared memory)
 
 template <int M1>
 __host__ __device__ constexpr int columns_per_block() { return M1 >= 32 ? kTileComplex / M1 : 256; }
@@ -61,6 +61,28 @@ struct OuterIndex {
     return (static_cast<int64_t>(2 * pl + part) * p.hs * p.M1 + static_cast<int64_t>(hl) * p.M1 + k1) * p.M2;
   }
 };
+
+// The block's bf16 inner rows in shared memory, after the float2 tile: [part][k1][c].
+__device__ __forceinline__ __nv_bfloat16* staging_rows(float2* tile, int tile_complex) {
+  return reinterpret_cast<__nv_bfloat16*>(tile + tile_complex);
+}
+
+// Copies the block's 2*M1 inner row segments of C bf16 between shared memory and the inner
+// tensor with 16-byte accesses (row starts are multiples of 8 elements: M2 % 8 == 0, C % 8 == 0).
+template <int M1, int C, bool kLoad>
+__device__ __forceinline__ void copy_rows(__nv_bfloat16* rows, __nv_bfloat16* inner, const OuterIndex& ix,
+                                          const OuterParams& p) {
+  constexpr int kChunks = C / 8;
+  for (int i = threadIdx.x; i < 2 * M1 * kChunks; i += kOuterThreads) {
+    const int ch = i % kChunks, r = i / kChunks;
+    uint4* g = reinterpret_cast<uint4*>(inner + ix.inner_row(p, r / M1, r % M1) + ix.col0 + 8 * ch);
+    uint4* sm = reinterpret_cast<uint4*>(rows + r * C + 8 * ch);
+    if (kLoad)
+      *sm = *g;
+    else
+      *g = *sm;
+  }
+}
 
 // Sequence (B, H, L) of T -> inner layout (2*pairs, hs*M1, M2) of bf16.
 template <typename T, int Ra, int Rb>
@@ -113,8 +135,9 @@ __global__ void __launch_bounds__(kOuterThreads, 4) outer_forward_kernel(OuterPa
   if (bad1) p.bad_rows[ix.b1 * p.H + ix.h] = 1;
   __syncthreads();
 
-  // Stage 2: DFT over b for each (ka, c) -> k1 = ka + Ra*kb, times W_N^(n2 k1), stored as bf16.
-  __nv_bfloat16* out = static_cast<__nv_bfloat16*>(p.out);
+  // Stage 2: DFT over b for each (ka, c) -> k1 = ka + Ra*kb, times W_N^(n2 k1), as bf16 rows in
+  // shared memory, then stored with 16-byte accesses.
+  __nv_bfloat16* rows = staging_rows(tile, M1 * C);
   for (int i = threadIdx.x; i < Ra * C; i += kOuterThreads) {
     const int c = i % C, ka = i / C, n2 = ix.col0 + c;
     float re[Rb], im[Rb];
@@ -134,10 +157,12 @@ __global__ void __launch_bounds__(kOuterThreads, 4) outer_forward_kernel(OuterPa
       float vr = re[kb] * scale, vi = im[kb] * scale;
       if (kb > 0) w = cmul(w, step);
       twiddle(vr, vi, w);
-      out[ix.inner_row(p, 0, k1) + n2] = __float2bfloat16_rn(vr);
-      out[ix.inner_row(p, 1, k1) + n2] = __float2bfloat16_rn(vi);
+      rows[k1 * C + c] = __float2bfloat16_rn(vr);
+      rows[(M1 + k1) * C + c] = __float2bfloat16_rn(vi);
     }
   }
+  __syncthreads();
+  copy_rows<M1, C, false>(rows, static_cast<__nv_bfloat16*>(p.out), ix, p);
 }
 
 // Inner layout (2*pairs, hs*M1, M2) of bf16 -> sequence (B, H, L) of T (positions < L only).
@@ -146,8 +171,10 @@ __global__ void __launch_bounds__(kOuterThreads, 4) outer_inverse_kernel(OuterPa
   constexpr int M1 = Ra * Rb, C = columns_per_block<M1>();
   extern __shared__ float2 tile[];  // [b][ka][c]
   const OuterIndex ix(p, C);
-  const __nv_bfloat16* in = static_cast<const __nv_bfloat16*>(p.x);
   const float scale = rsqrtf(static_cast<float>(M1));
+  __nv_bfloat16* rows = staging_rows(tile, M1 * C);
+  copy_rows<M1, C, true>(rows, const_cast<__nv_bfloat16*>(static_cast<const __nv_bfloat16*>(p.x)), ix, p);
+  __syncthreads();
 
   // Stage 1: inverse DFT over kb of W_N^(-n2 k1) C[ka + Ra*kb][n2] for each (ka, c), times W_M1^(-b ka).
   for (int i = threadIdx.x; i < Ra * C; i += kOuterThreads) {
@@ -158,8 +185,8 @@ __global__ void __launch_bounds__(kOuterThreads, 4) outer_inverse_kernel(OuterPa
 #pragma unroll
     for (int kb = 0; kb < Rb; ++kb) {
       const int k1 = ka + Ra * kb;
-      re[kb] = __bfloat162float(in[ix.inner_row(p, 0, k1) + n2]);
-      im[kb] = __bfloat162float(in[ix.inner_row(p, 1, k1) + n2]);
+      re[kb] = __bfloat162float(rows[k1 * C + c]);
+      im[kb] = __bfloat162float(rows[(M1 + k1) * C + c]);
       if (kb > 0) w = cmul(w, step);
       twiddle(re[kb], im[kb], w);
     }
@@ -214,7 +241,8 @@ cudaError_t launch_outer(const OuterParams& p, bool inverse, cudaStream_t stream
   constexpr int C = columns_per_block<Ra * Rb>();
   if (p.M2 % C != 0 || p.hs > 65535 || p.pairs > 65535) return cudaErrorInvalidValue;
   const auto kernel = inverse ? outer_inverse_kernel<T, Ra, Rb> : outer_forward_kernel<T, Ra, Rb>;
-  const int smem = Ra * Rb * C * static_cast<int>(sizeof(float2));
+  // the float2 exchange tile plus the bf16 staging rows: 12 bytes per complex value (48 KB)
+  const int smem = Ra * Rb * C * static_cast<int>(sizeof(float2) + 2 * sizeof(__nv_bfloat16));
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
   if (err != cudaSuccess) return err;
   kernel<<<dim3(p.M2 / C, p.hs, p.pairs), kOuterThreads, smem, stream>>>(p);

@@ -60,6 +60,5 @@ class HyenaOperator(nn.Module):
         p = self.in_proj(x).transpose(1, 2)  # (B, 3d, L)
         p = short_conv(p, self.short_filter.weight, self.short_filter.bias, padding="causal")
         x0, x1, v = p.split(self.d_model, dim=1)
-        k, _, bias = self.filter_fn(L)
-        y = fftconv(v, k, bias=bias, pre_gate=x1, post_gate=x0)  # (B, d, L)
+        y = fftconv(v, **self.filter_fn.conv_args(L), pre_gate=x1, post_gate=x0)  # (B, d, L)
         return self.out_proj(self.dropout(y.transpose(1, 2)))

@@ -14,6 +14,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..ops.sparse import frequency_sparse, frequency_sparse_mask
+
 
 class PositionalEmbedding(nn.Module):
     """z = [t, cos(f w), -sin(f w)] for L_max positions, with t in [0, 1], w = 2 pi n / L_max and
@@ -118,6 +120,7 @@ class HyenaFilter(nn.Module):
         self.d_model, self.seq_len, self.bidirectional = d_model, seq_len, bidirectional
         # context extension (partial convolution): longest input, and number of filter taps used
         self.max_length, self.filter_length = seq_len, seq_len
+        self.frequency_keep = 1.0  # frequency-sparse convolution: fraction of rfft bins kept
         self.pos_emb = PositionalEmbedding(emb_dim, seq_len, trainable=train_pos_emb)
         act = Sin(order, w, w_mod, train_freq)
         self.implicit_filter = ImplicitFilterMLP(emb_dim, order, d_model, act, num_inner_mlps)
@@ -155,6 +158,20 @@ class HyenaFilter(nn.Module):
         if max_length < 1:
             raise ValueError(f"max_length must be positive, got {max_length}")
         self.max_length, self.filter_length = max_length, filter_length
+
+    def sparsify_frequencies(self, keep: float) -> None:
+        """Frequency-sparse convolution: keep the lowest ``keep`` fraction of the filter's rfft
+        bins (1.0: dense). See :func:`longconv_models.ops.frequency_sparse`."""
+        frequency_sparse_mask(2, keep)  # validates keep
+        self.frequency_keep = float(keep)
+
+    def conv_args(self, L: int) -> dict:
+        """Keyword arguments of :func:`~longconv_models.ops.fftconv` for this filter at length L:
+        ``k`` (taps, or a frequency-sparse :class:`FilterSpectrum`), ``k_rev`` and ``bias``."""
+        k, k_rev, bias = self(L)
+        if self.frequency_keep < 1.0:
+            return {"k": frequency_sparse(k, self.frequency_keep, L, k_rev=k_rev, bias=bias)}
+        return {"k": k, "k_rev": k_rev, "bias": bias}
 
     def filter(self, L: int) -> tuple[Tensor, Tensor | None]:
         """Filter taps for a sequence of length L: (k, k_rev), each (d_model, min(L, filter_length))."""

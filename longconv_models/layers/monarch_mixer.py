@@ -82,9 +82,7 @@ class MonarchMixerSequenceMixing(nn.Module):
         p = self.in_linear(u).transpose(1, 2)  # (B, 3H, L)
         p = short_conv(p, self.short_filter.weight, self.short_filter.bias, padding="causal")
         x1, x2, v = p.split(self.d_model, dim=1)
-        k, k_rev, bias = self.filter_fn(L)
-        y = fftconv(v, k, k_rev=k_rev, bias=bias, pre_gate=x1, post_gate=x2)
+        y = fftconv(v, **self.filter_fn.conv_args(L), pre_gate=x1, post_gate=x2)
         if self.filter_fn2 is not None:
-            k2, k2_rev, bias2 = self.filter_fn2(L)
-            y = y + fftconv(u.transpose(1, 2).contiguous(), k2, k_rev=k2_rev, bias=bias2)
+            y = y + fftconv(u.transpose(1, 2).contiguous(), **self.filter_fn2.conv_args(L))
         return self.out_linear(self.dropout(y.transpose(1, 2)))

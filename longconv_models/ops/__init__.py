@@ -7,6 +7,7 @@ PyTorch reference (:mod:`.reference`); :func:`last_backend` tells which one ran.
 from .dispatch import last_backend, reference_path
 from .fftconv import FFTConv, FilterSpectrum, default_fft_size, fftconv, filter_spectrum, prepare_filter
 from .shortconv import short_conv
+from .sparse import frequency_sparse, frequency_sparse_mask
 
 __all__ = [
     "FFTConv",
@@ -14,6 +15,8 @@ __all__ = [
     "default_fft_size",
     "fftconv",
     "filter_spectrum",
+    "frequency_sparse",
+    "frequency_sparse_mask",
     "last_backend",
     "prepare_filter",
     "reference_path",

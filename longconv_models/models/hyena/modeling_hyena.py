@@ -17,7 +17,7 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput, SequenceClassifierOutput
 
 from ...layers import HyenaOperator
-from .._common import sequence_classification_loss
+from .._common import FrequencySparseMixin, sequence_classification_loss
 from ...layers.hyena_filter import init_filter_module
 from .configuration_hyena import HyenaConfig
 
@@ -96,7 +96,7 @@ class HyenaBackbone(nn.Module):
         return hidden, all_hidden
 
 
-class HyenaPreTrainedModel(PreTrainedModel):
+class HyenaPreTrainedModel(FrequencySparseMixin, PreTrainedModel):
     config_class = HyenaConfig
     base_model_prefix = "hyena"
     main_input_name = "input_ids"

@@ -26,7 +26,7 @@ from transformers.modeling_outputs import (
 )
 
 from ...layers import BlockdiagLinear, MonarchMixerSequenceMixing
-from .._common import sequence_classification_loss
+from .._common import FrequencySparseMixin, sequence_classification_loss
 from ...layers.hyena_filter import init_filter_module
 from .configuration_m2_bert import M2BertConfig
 
@@ -137,7 +137,7 @@ class M2BertPooler(nn.Module):
         return torch.tanh(self.dense(pooled))
 
 
-class M2BertPreTrainedModel(PreTrainedModel):
+class M2BertPreTrainedModel(FrequencySparseMixin, PreTrainedModel):
     config_class = M2BertConfig
     base_model_prefix = "bert"
     supports_gradient_checkpointing = True
