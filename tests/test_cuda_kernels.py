@@ -266,6 +266,18 @@ def test_long_fftconv_4m_single_row_and_60gb_batch():
     torch.cuda.empty_cache()
 
 
+@pytest.mark.parametrize("N", [1024, 2**17])
+def test_frequency_sparse_filter_on_the_kernels(N):
+    from longconv_models import frequency_sparse
+
+    u = torch.randn(3, 4, N // 2, device="cuda").bfloat16()
+    k, bias = decaying_filter(4, N // 2), torch.randn(4, device="cuda")
+    y = fftconv(u, frequency_sparse(k, 0.25, N // 2, bias=bias))
+    assert last_backend() == ("cuda", "")
+    ref = fftconv(u.double(), frequency_sparse(k.double(), 0.25, N // 2, bias=bias.double()))
+    assert rel_err(y, ref) < TOL[torch.bfloat16]
+
+
 # ---- short conv ------------------------------------------------------------------------------
 @pytest.mark.parametrize("K", [2, 3, 4, 8])
 @pytest.mark.parametrize("padding", ["causal", "same"])

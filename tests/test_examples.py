@@ -105,6 +105,13 @@ def test_context_extension_example():
     assert len(rows) == 2 and all(float(r[2]) < 2.0 for r in rows)  # better than uniform at 2x the trained length
 
 
+def test_frequency_sparse_example():
+    out = run(sys.executable, str(EXAMPLES / "frequency_sparse.py"), "--keeps", "1,0.25", "--length", "256",
+              "--windows", "2", "--models", "hyenadna-tiny-synthetic", "--device", "cpu")
+    bits = [float(line.split()[-1]) for line in out.splitlines() if line.strip().startswith("hyenadna")]
+    assert len(bits) == 2 and all(b < 2.0 for b in bits)  # still better than uniform at 75% sparsity
+
+
 def test_convert_cli_errors_cleanly(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.run([sys.executable, "-m", "longconv_models.convert", str(tmp_path / "missing"), str(tmp_path / "o")],

@@ -24,6 +24,7 @@ namespace {
 constexpr int kOuterThreads = 256;
 constexpr int kTileComplex = 4096;  // M1 * C complex values per block (48 KB of shared memory)
 
+// Columns per block; kOuterThreads is a multiple of it and Ra * C >= kOuterThreads.
 template <int M1>
 __host__ __device__ constexpr int columns_per_block() { return M1 >= 32 ? kTileComplex / M1 : 256; }
 
@@ -138,8 +139,13 @@ __global__ void __launch_bounds__(kOuterThreads, 4) outer_forward_kernel(OuterPa
   // Stage 2: DFT over b for each (ka, c) -> k1 = ka + Ra*kb, times W_N^(n2 k1), as bf16 rows in
   // shared memory, then stored with 16-byte accesses.
   __nv_bfloat16* rows = staging_rows(tile, M1 * C);
-  for (int i = threadIdx.x; i < Ra * C; i += kOuterThreads) {
-    const int c = i % C, ka = i / C, n2 = ix.col0 + c;
+  // A thread keeps its column: items ka = ka0, ka0 + kStride, ..., so W_N^(n2 k1) with
+  // k1 = ka + Ra*kb is W_N^(n2 ka0) * (W_N^(n2 kStride))^j * (W_N^(n2 Ra))^kb: three sincos per thread.
+  constexpr int kStride = kOuterThreads / C;
+  const int c = threadIdx.x % C, n2 = ix.col0 + c;
+  const float2 step_j = root<false>(n2 * kStride, p.N), step = root<false>(n2 * Ra, p.N);
+  float2 w_ka = root<false>(n2 * (threadIdx.x / C), p.N);
+  for (int ka = threadIdx.x / C; ka < Ra; ka += kStride, w_ka = cmul(w_ka, step_j)) {
     float re[Rb], im[Rb];
 #pragma unroll
     for (int b = 0; b < Rb; ++b) {
@@ -148,9 +154,7 @@ __global__ void __launch_bounds__(kOuterThreads, 4) outer_forward_kernel(OuterPa
       im[b] = v.y;
     }
     small_dft<Rb, false>(re, im);
-    // W_N^(n2 k1), k1 = ka + Ra*kb: W_N^(n2 ka) * (W_N^(n2 Ra))^kb
-    float2 w = root<false>(n2 * ka, p.N);
-    const float2 step = root<false>(n2 * Ra, p.N);
+    float2 w = w_ka;
 #pragma unroll
     for (int kb = 0; kb < Rb; ++kb) {
       const int k1 = ka + Ra * kb;
@@ -177,11 +181,13 @@ __global__ void __launch_bounds__(kOuterThreads, 4) outer_inverse_kernel(OuterPa
   __syncthreads();
 
   // Stage 1: inverse DFT over kb of W_N^(-n2 k1) C[ka + Ra*kb][n2] for each (ka, c), times W_M1^(-b ka).
-  for (int i = threadIdx.x; i < Ra * C; i += kOuterThreads) {
-    const int c = i % C, ka = i / C, n2 = ix.col0 + c;
+  constexpr int kStride = kOuterThreads / C;  // as in the forward's stage 2
+  const int c = threadIdx.x % C, n2 = ix.col0 + c;
+  const float2 step_j = root<true>(n2 * kStride, p.N), step = root<true>(n2 * Ra, p.N);
+  float2 w_ka = root<true>(n2 * (threadIdx.x / C), p.N);
+  for (int ka = threadIdx.x / C; ka < Ra; ka += kStride, w_ka = cmul(w_ka, step_j)) {
     float re[Rb], im[Rb];
-    float2 w = root<true>(n2 * ka, p.N);
-    const float2 step = root<true>(n2 * Ra, p.N);
+    float2 w = w_ka;
 #pragma unroll
     for (int kb = 0; kb < Rb; ++kb) {
       const int k1 = ka + Ra * kb;

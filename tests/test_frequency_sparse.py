@@ -1,0 +1,65 @@
+"""Frequency-sparse convolutions: the low-pass filter against a direct convolution with the
+low-passed taps, gradients, validation, and the layer / model switch."""
+
+import pytest
+import torch
+
+from helpers import direct_conv, rel_err
+from longconv_models import fftconv, frequency_sparse, prepare_filter
+from longconv_models.layers import HyenaOperator
+from longconv_models.ops import frequency_sparse_mask
+
+
+@pytest.mark.parametrize("keep", [1.0, 0.5, 0.25, 0.1])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_frequency_sparse_equals_direct_conv_with_lowpassed_taps(keep, with_bias):
+    torch.manual_seed(0)
+    B, H, L, N = 2, 3, 100, 256
+    u = torch.randn(B, H, L, dtype=torch.float64)
+    k = torch.randn(H, L, dtype=torch.float64)
+    bias = torch.randn(H, dtype=torch.float64) if with_bias else None
+    y = fftconv(u, frequency_sparse(k, keep, L, bias=bias, fft_size=N))
+    # oracle: the N-point circular filter whose spectrum is the masked one, applied directly
+    mask = frequency_sparse_mask(N, keep)
+    k_low = torch.fft.irfft(torch.fft.rfft(k, n=N) * mask, n=N)
+    u_pad = torch.nn.functional.pad(u, (0, N - L))
+    ref = direct_conv(u_pad, k_low, circular_n=N)[..., :L]
+    if bias is not None:  # D stays a pointwise term
+        ref = ref + bias[None, :, None] * u
+    assert rel_err(y, ref) < 1e-10
+    assert mask.sum().item() == round(keep * (N // 2)) + 1
+
+
+def test_frequency_sparse_gradients_flow_to_taps_and_bias():
+    u = torch.randn(2, 3, 64, dtype=torch.float64)
+    k = torch.randn(3, 64, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(lambda k_, b_: fftconv(u, frequency_sparse(k_, 0.3, 64, bias=b_)), (k, bias))
+
+
+def test_frequency_sparse_validation():
+    k = torch.randn(3, 16)
+    spec = prepare_filter(k, 16)
+    for bad in (0.0, 1.5, -0.1, True, "half"):
+        with pytest.raises(ValueError, match="keep"):
+            frequency_sparse(spec, bad)
+    with pytest.raises(ValueError, match="seq_len"):
+        frequency_sparse(k, 0.5)
+    with pytest.raises(ValueError, match="folded"):
+        frequency_sparse(spec, 0.5, bias=torch.zeros(3))
+    with pytest.raises(TypeError):
+        frequency_sparse([1, 2], 0.5)
+
+
+def test_hyena_operator_frequency_sparse_switch():
+    torch.manual_seed(0)
+    op = HyenaOperator(8, l_max=64).double()
+    x = torch.randn(2, 64, 8, dtype=torch.float64)
+    dense = op(x)
+    op.filter_fn.sparsify_frequencies(0.25)
+    sparse = op(x)
+    assert not torch.allclose(dense, sparse)
+    op.filter_fn.sparsify_frequencies(1.0)
+    assert torch.equal(op(x), dense)
+    with pytest.raises(ValueError):
+        op.filter_fn.sparsify_frequencies(0)
