@@ -2,6 +2,9 @@
 #pragma once
 
 #include <algorithm>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 #include "fftconv_kernel.cuh"
 
@@ -52,14 +55,7 @@ cudaError_t with_kernel(int N, DType dtype, F&& f) {
 }
 
 template <typename Kernel>
-inline Geometry geometry_of(Kernel kernel, const Params& p, int elem_bytes) {
-  static int sms = 0, max_smem = 0;
-  if (sms == 0) {
-    int device = 0;
-    cudaGetDevice(&device);
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-    cudaDeviceGetAttribute(&max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
-  }
+Geometry compute_geometry(Kernel kernel, const Params& p, int elem_bytes, int sms, int max_smem) {
   Geometry geo{};
   geo.pairs_per_step = pairs_per_step(p.N, p.B);
   geo.threads = kThreads;
@@ -84,11 +80,34 @@ inline Geometry geometry_of(Kernel kernel, const Params& p, int elem_bytes) {
   return geo;
 }
 
+// The launch geometry, cached per (device, kernel, shape): the occupancy queries and attribute
+// calls behind it cost more host time than a small launch itself.
+template <typename Kernel>
+inline Geometry geometry_of(Kernel kernel, const Params& p, int elem_bytes) {
+  using Key = std::tuple<int, const void*, int, int, int, int, bool, int>;
+  static std::mutex mutex;
+  static std::map<Key, Geometry> cache;
+  int device = 0;
+  cudaGetDevice(&device);
+  const Key key{device, reinterpret_cast<const void*>(kernel), p.N, p.B, p.H, p.L, p.vec_ok, elem_bytes};
+  std::lock_guard<std::mutex> lock(mutex);
+  const auto hit = cache.find(key);
+  if (hit != cache.end()) return hit->second;
+  int sms = 0, max_smem = 0;
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  cudaDeviceGetAttribute(&max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  const Geometry geo = compute_geometry(kernel, p, elem_bytes, sms, max_smem);
+  // the occupancy queries above changed the kernel's shared-memory limit: raise it to the
+  // device maximum once, so that every cached geometry can launch without another call
+  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem);
+  if (cache.size() > 4096) cache.clear();
+  cache.emplace(key, geo);
+  return geo;
+}
+
 template <typename Kernel>
 inline cudaError_t launch_with(Kernel kernel, const Params& p, const Geometry& geo, cudaStream_t stream) {
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, geo.smem_bytes);
-  if (err != cudaSuccess) return err;
-  Params q = p;
+  Params q = p;  // (the shared-memory limit was raised by geometry_of)
   q.pairs_per_step = geo.pairs_per_step;
   q.use_staging = geo.use_staging;
   kernel<<<dim3(p.H, geo.chunks), geo.threads, geo.smem_bytes, stream>>>(q);
