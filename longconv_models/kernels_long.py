@@ -11,7 +11,8 @@ N = M1 * M2 (four-step FFT, ``kernels/fftconv/fftconv_outer.cu``):
 
 HBM traffic per pair of rows: read u, write + read + write + read the bf16 intermediate, write y,
 plus the filter once per channel: three passes, each streaming. Rows are processed in chunks so
-that the intermediate stays within a fixed workspace (``LONGCONV_LONG_WORKSPACE_MB``, 512 MB).
+that the intermediates stay within a fixed workspace (``LONGCONV_LONG_WORKSPACE_MB``: 512 MB in
+the backward, twice that in the forward, which holds fewer intermediates).
 """
 
 from __future__ import annotations
@@ -60,19 +61,19 @@ def hermitian_spectrum(k_f: Tensor, fft_size: int) -> Tensor:
     return torch.cat([dc.to(k_f.dtype), inner, nyq.to(k_f.dtype), inner.flip(-1).conj()], dim=-1)
 
 
+# The two layout maps of the long path, defined in torch. The CUDA kernels spectrum_to_slots and
+# slots_to_spectrum_grad (with outer = M1) compute the same in one pass each; the tests check the
+# kernels against these and these against the op (tests/test_long_model.py).
+
+
 def long_kernel_spectrum(k_f: Tensor, fft_size: int) -> Tensor:
     """(H, N//2+1) spectrum -> (H, M1, M2, 2) fp32: row k1 holds the filter at frequencies
     k1 + M1*k2, in the fused kernel's slot order for M2 points."""
     M1, M2 = long_plan(fft_size)
     H = k_f.shape[0]
     full = hermitian_spectrum(k_f, fft_size).view(H, M2, M1).transpose(1, 2)  # [h, k1, k2]
-    return torch.view_as_real(full[..., _slot_frequencies_on(M2, k_f.device)].contiguous())
-
-
-@functools.lru_cache(maxsize=None)
-def _slot_frequencies_on(fft_size: int, device: torch.device) -> Tensor:
-    # cached on the device: no host-to-device copy inside a CUDA graph capture
-    return torch.as_tensor(slot_frequencies(fft_size), device=device)
+    slots = torch.as_tensor(slot_frequencies(M2), device=k_f.device)
+    return torch.view_as_real(full[..., slots].contiguous())
 
 
 def long_spectrum_grad(s_slots: Tensor, fft_size: int) -> Tensor:
