@@ -17,4 +17,6 @@ if [ "${1:-}" != "quick" ]; then
   compute-sanitizer --tool memcheck --print-limit 10 python benchmarks/sanitize_case.py 2>&1 | tail -8 | tee "$OUT/sanitizer.log"
 fi
 python benchmarks/bench_fftconv.py --out "$OUT/bench.json" ${BENCH_ARGS:-} 2>"$OUT/bench.err" | tee "$OUT/bench.txt"
+python benchmarks/bench_fftconv.py --sizes 65536,262144,1048576,4194304 --reps 10 --warmup 2 \
+  --out "$OUT/bench_long.json" 2>>"$OUT/bench.err" | tee "$OUT/bench_long.txt"
 tail -3 "$OUT/bench.err"

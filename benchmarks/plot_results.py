@@ -1,7 +1,9 @@
 """Plot forward time vs FFT size: memory floor, torch.fft, the official FlashFFTConv (anchor
 file, its own run) and this library (eager, and CUDA-graph device time).
 
-    python benchmarks/plot_results.py [--json benchmarks/results/fftconv_bf16_h100.json] [--out benchmarks/fftconv_h100.png]
+    python benchmarks/plot_results.py [--json A.json,B.json] [--out benchmarks/fftconv_h100.png]
+
+Default: the fused-kernel sizes (256..32K) and the long-sequence run (64K..4M).
 """
 
 import argparse
@@ -18,10 +20,12 @@ def main(argv=None):
     import matplotlib.pyplot as plt
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--json", default=str(HERE / "results" / "fftconv_bf16_h100.json"))
+    default = ",".join(str(HERE / "results" / f) for f in ("fftconv_bf16_h100.json", "fftconv_long_bf16_h100.json"))
+    ap.add_argument("--json", default=default, help="comma-separated bench_fftconv.py outputs")
     ap.add_argument("--out", default=str(HERE / "fftconv_h100.png"))
     args = ap.parse_args(argv)
-    rows = json.loads(Path(args.json).read_text())["rows"]
+    rows = sorted((r for f in args.json.split(",") for r in json.loads(Path(f).read_text())["rows"]),
+                  key=lambda r: r["N"])
     anchor = {r["N"]: r for r in json.loads((HERE / "anchor_official_flashfftconv_h100_bf16.json").read_text())}
     N = [r["N"] for r in rows]
     per_elem = lambda ms, r: 1e6 * ms / (r["B"] * r["H"] * r["L"])  # noqa: E731  (ns per output element)
