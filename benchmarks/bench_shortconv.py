@@ -3,7 +3,8 @@
     python benchmarks/bench_shortconv.py [--out results.json]
 
 B=16, L=2048, H in 768..8192, K in 3, 4 (causal), both layouts, bf16; forward and fwd+bwd;
-medians of CUDA-event timings, in the same run as the memory floor (copy of input + output).
+medians of CUDA-event timings, in the same run as the memory floor (copy of input + output);
+the forward also as CUDA-graph replays (device time, no host overhead) for both.
 """
 
 import argparse
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 import longconv_models as lcm
-from timing import median_ms
+from timing import graph_median_ms, median_ms
 
 
 def torch_causal(x, w, bias, K, channels_last):
@@ -41,6 +42,9 @@ def main():
                 r["floor_ms"] = median_ms(lambda: out.copy_(x))
                 r["ours_ms"] = median_ms(lambda: lcm.short_conv(x, w, bias, channels_last=cl))
                 r["torch_ms"] = median_ms(lambda: torch_causal(x, wt, bt, K, cl))
+                r["ours_graph_ms"] = graph_median_ms(lambda: lcm.short_conv(x, w, bias, channels_last=cl))
+                r["torch_graph_ms"] = graph_median_ms(lambda: torch_causal(x, wt, bt, K, cl))
+                r["speedup_graph"] = r["torch_graph_ms"] / r["ours_graph_ms"]
                 xg, wg, bg = x.clone().requires_grad_(), w.clone().requires_grad_(), bias.clone().requires_grad_()
                 wtg, btg = wt.clone().requires_grad_(), bt.clone().requires_grad_()
                 dy = torch.randn_like(x)
@@ -50,10 +54,12 @@ def main():
                 r["speedup_fwdbwd"] = r["torch_fwdbwd_ms"] / r["ours_fwdbwd_ms"]
                 assert lcm.last_backend("short_conv")[0] == "cuda"
                 rows.append(r)
-    print(f"{'H':>5} {'K':>2} {'lay':>4} {'floor':>7} {'ours':>7} {'torch':>7} {'x':>5} {'ours_fb':>8} {'torch_fb':>8} {'x_fb':>5}")
+    print(f"{'H':>5} {'K':>2} {'lay':>4} {'floor':>7} {'ours':>7} {'torch':>7} {'x':>5} {'ours_gr':>7} {'torch_gr':>8} "
+          f"{'x_gr':>5} {'ours_fb':>8} {'torch_fb':>8} {'x_fb':>5}")
     for r in rows:
         print(f"{r['H']:>5} {r['K']:>2} {r['layout']:>4} {r['floor_ms']:7.3f} {r['ours_ms']:7.3f} {r['torch_ms']:7.3f} "
-              f"{r['speedup']:5.1f} {r['ours_fwdbwd_ms']:8.3f} {r['torch_fwdbwd_ms']:8.3f} {r['speedup_fwdbwd']:5.1f}")
+              f"{r['speedup']:5.1f} {r['ours_graph_ms']:7.3f} {r['torch_graph_ms']:8.3f} {r['speedup_graph']:5.1f} "
+              f"{r['ours_fwdbwd_ms']:8.3f} {r['torch_fwdbwd_ms']:8.3f} {r['speedup_fwdbwd']:5.1f}")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(rows, f, indent=1)
