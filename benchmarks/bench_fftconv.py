@@ -30,6 +30,8 @@ from pathlib import Path
 
 import torch
 
+from timing import capture_graph
+
 # (N, L, B, H): the anchor file's configurations, plus the sizes between them
 CONFIGS = [
     (256, 128, 64, 768),
@@ -86,15 +88,7 @@ def graph_ms(timer: Timer, fn) -> float:
     """Median replay time of fn captured in a CUDA graph: device time without host overhead."""
     if timer.device.type != "cuda":
         return float("nan")
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
+    graph = capture_graph(fn)
     return timer(lambda i: graph.replay())
 
 

@@ -21,8 +21,8 @@ def median_ms(fn, warmup: int = 5, reps: int = 30) -> float:
     return statistics.median(times)
 
 
-def graph_median_ms(fn, reps: int = 30) -> float:
-    """Median replay time of ``fn()`` captured in a CUDA graph: device time without host overhead."""
+def capture_graph(fn) -> torch.cuda.CUDAGraph:
+    """``fn()`` captured in a CUDA graph (after three warm-up calls on a side stream)."""
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
@@ -32,4 +32,9 @@ def graph_median_ms(fn, reps: int = 30) -> float:
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):
         fn()
-    return median_ms(graph.replay, reps=reps)
+    return graph
+
+
+def graph_median_ms(fn, reps: int = 30) -> float:
+    """Median replay time of ``fn()`` captured in a CUDA graph: device time without host overhead."""
+    return median_ms(capture_graph(fn).replay, reps=reps)

@@ -66,11 +66,9 @@ def test_fftconv_forward(N, dtype, B, H, L_of_N, gated, bias):
     assert err < TOL[dtype]
 
 
-@pytest.mark.parametrize("N", FUSED_FFT_SIZES)
-@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("gated", [False, True])
-def test_fftconv_backward(N, dtype, gated):
-    B, H, L = 3, 3, N // 2 - 1
+def check_backward(N, dtype, gated, B, H, tol):
+    """Gradients of every input (u, k, bias, gates) against the float64 reference."""
+    L = N // 2 - 1
     u, k, kw = fwd_case(B, H, L, N, dtype, gated, bias=True)
     dy = torch.randn(B, H, L, device="cuda").to(dtype)
     leaves = {"u": u, "k": k, **kw}
@@ -88,7 +86,14 @@ def test_fftconv_backward(N, dtype, gated):
         assert torch.isfinite(g).all(), name
         err = rel_err(g, gr)
         print(f"N={N} {dtype} gated={gated} d{name}: rel err {err:.2e}")
-        assert err < TOL[dtype], name
+        assert err < tol, name
+
+
+@pytest.mark.parametrize("N", FUSED_FFT_SIZES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("gated", [False, True])
+def test_fftconv_backward(N, dtype, gated):
+    check_backward(N, dtype, gated, B=3, H=3, tol=TOL[dtype])
 
 
 def test_fftconv_unaligned_rows_and_strided_input():
@@ -186,24 +191,7 @@ def test_long_fftconv_forward(N, dtype, B, H, L_of_N, gated, bias):
 @pytest.mark.parametrize("gated", [False, True])
 def test_long_fftconv_backward(N, gated):
     # H = 8: the bias gradient is one number per channel, its norm needs a few channels
-    B, H, L, dtype = 3, 8, N // 2 - 1, torch.bfloat16
-    u, k, kw = fwd_case(B, H, L, N, dtype, gated, bias=True)
-    dy = torch.randn(B, H, L, device="cuda").to(dtype)
-    leaves = {"u": u, "k": k, **kw}
-    for t in leaves.values():
-        t.requires_grad_()
-    poison_allocator(8 * u.numel() * u.element_size())
-    y = fftconv(u, k, fft_size=N, **kw)
-    grads = torch.autograd.grad(y, list(leaves.values()), dy)
-    assert last_backend("fftconv_bwd") == ("cuda", "")
-    r = {n: t.detach().double().requires_grad_() for n, t in leaves.items()}
-    y_ref = fftconv(r["u"], r["k"], fft_size=N, **{n: t for n, t in r.items() if n not in ("u", "k")})
-    grads_ref = torch.autograd.grad(y_ref, list(r.values()), dy.double())
-    for name, g, gr in zip(leaves, grads, grads_ref):
-        assert torch.isfinite(g).all(), name
-        err = rel_err(g, gr)
-        print(f"long N={N} gated={gated} d{name}: rel err {err:.2e}")
-        assert err < LONG_TOL, name
+    check_backward(N, torch.bfloat16, gated, B=3, H=8, tol=LONG_TOL)
 
 
 @pytest.mark.parametrize("N", LONG_TEST_SIZES)
