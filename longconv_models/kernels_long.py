@@ -170,8 +170,8 @@ def long_bwd_cuda(mod, dy: Tensor, u: Tensor, k_f: Tensor, pre_gate, post_gate, 
         s_total[h0 : h0 + hs] += s.view(hs, M1, M2, 2)
         mod.fftconv_outer(dx, None, dx_rows, bad[1], fft_size, M1, p0, h0, True)
     dk_f = mod.slots_to_spectrum_grad(s_total, fft_size, M1)
-    # a non-finite row makes its channel's filter gradient NaN (no host sync)
-    dk_f = torch.where(bad.any(1).any(0)[:, None], torch.full_like(dk_f, float("nan")), dk_f)
+    # a non-finite row makes its channel's filter gradient NaN (in place, no host sync)
+    dk_f.masked_fill_(bad.any(1).any(0)[:, None], float("nan"))
     dpre = None if pre_gate is None else dx * u
     du = dx if pre_gate is None else dx * pre_gate
     return du, dk_f, dpre, dpost
