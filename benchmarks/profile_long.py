@@ -46,8 +46,8 @@ def main():
             M1, M2 = kl.long_plan(N)
             if M1 > 256 or M2 > 16384:
                 continue
-            t_slots = timer(lambda i: kl.long_kernel_spectrum(k_f, N))
-            k_slots = kl.long_kernel_spectrum(k_f, N)
+            t_slots = timer(lambda i: mod.spectrum_to_slots(k_f, N, M1))
+            k_slots = mod.spectrum_to_slots(k_f, N, M1)
             spec = lcm.FilterSpectrum(k_f.clone(), N)  # a new tensor: the slot cache is per tensor
             lcm.fftconv(u, spec)  # fills the slot cache for this M2
             bad = torch.zeros(B, H, dtype=torch.int32, device="cuda")

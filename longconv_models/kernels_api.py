@@ -46,8 +46,14 @@ def _lane_slot_coords() -> tuple[np.ndarray, np.ndarray]:
 
 
 @functools.lru_cache(maxsize=None)
-def slot_frequencies(fft_size: int) -> np.ndarray:
-    """Frequency held by each kernel slot (int64 array of length N, a permutation of 0..N-1)."""
+def slot_frequencies(fft_size: int, outer: int = 1) -> np.ndarray:
+    """Frequency held by each kernel slot (int64 array of length N, a permutation of 0..N-1).
+
+    ``outer = M1 > 1``: the long path's layout (M1 rows of the fused kernel's slots for
+    M2 = N / M1 points), row k1 slot q holding frequency k1 + M1 * slot_frequencies(M2)[q]."""
+    if outer > 1:
+        inner = slot_frequencies(fft_size // outer)
+        return (np.arange(outer)[:, None] + outer * inner[None, :]).reshape(-1)
     r0, r1 = fft_plan(fft_size)
     row, col = _lane_slot_coords()
     core_freq = row + 16 * col  # core digit order: k_core = a + 16 b
@@ -60,9 +66,9 @@ def slot_frequencies(fft_size: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
-def _slot_index(fft_size: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+def _slot_index(fft_size: int, device: torch.device, outer: int = 1) -> tuple[Tensor, Tensor, Tensor]:
     """Gather indices into the half spectrum, conjugation mask, and inverse permutation."""
-    freq = slot_frequencies(fft_size)
+    freq = slot_frequencies(fft_size, outer)
     half = np.minimum(freq, fft_size - freq)
     conj = freq > fft_size // 2
     inverse = np.argsort(freq)
@@ -70,12 +76,17 @@ def _slot_index(fft_size: int, device: torch.device) -> tuple[Tensor, Tensor, Te
     return as_t(half), as_t(conj), as_t(inverse)
 
 
-def kernel_spectrum(k_f: Tensor, fft_size: int) -> Tensor:
-    """(H, N//2+1) complex rfft spectrum -> (H, N, 2) fp32 full spectrum in kernel slot order.
+# The two layout maps in torch. The CUDA kernels spectrum_to_slots and slots_to_spectrum_grad
+# compute the same in one pass each (the GPU tests compare them); these are the definitions.
+
+
+def kernel_spectrum(k_f: Tensor, fft_size: int, outer: int = 1) -> Tensor:
+    """(H, N//2+1) complex rfft spectrum -> (H, N, 2) fp32 full spectrum in kernel slot order
+    ((H, M1, N/M1, 2) for the long path's ``outer = M1``).
 
     The imaginary parts of DC and Nyquist are dropped (as irfft does), so the full spectrum is
     Hermitian and the two rows sharing an FFT never leak into each other."""
-    half, conj, _ = _slot_index(fft_size, k_f.device)
+    half, conj, _ = _slot_index(fft_size, k_f.device, outer)
     k_f = k_f.to(torch.complex64)
     keep_imag = torch.ones(k_f.shape[-1], device=k_f.device)
     keep_imag[0] = 0
@@ -83,26 +94,23 @@ def kernel_spectrum(k_f: Tensor, fft_size: int) -> Tensor:
     k_f = torch.complex(k_f.real, k_f.imag * keep_imag)
     full = k_f[:, half]
     full = torch.where(conj, full.conj(), full)
-    return torch.view_as_real(full.contiguous())
+    slots = torch.view_as_real(full.contiguous())
+    return slots if outer == 1 else slots.view(k_f.shape[0], outer, fft_size // outer, 2)
 
 
-def spectrum_grad_from_slots(s_slots: Tensor, fft_size: int) -> Tensor:
+def spectrum_grad_from_slots(s_slots: Tensor, fft_size: int, outer: int = 1) -> Tensor:
     """Kernel filter-gradient accumulator -> gradient of the rfft spectrum (complex64, (H, N//2+1)).
 
-    ``s_slots`` (H, N, 2) fp32 holds sum_pairs conj(Z_x) Z_dc of the unitary transforms in slot
-    order. Its Hermitian part is the spectrum of the filter gradient (the anti-Hermitian part is
-    the cross-talk of the two rows of a pair, purely imaginary in time), times 1/N."""
-    _, _, inverse = _slot_index(fft_size, s_slots.device)
-    s = torch.view_as_complex(s_slots.contiguous())[:, inverse]  # natural frequency order
-    return spectrum_grad_from_accumulator(s, fft_size)
-
-
-def spectrum_grad_from_accumulator(s: Tensor, fft_size: int) -> Tensor:
-    """(H, N) complex accumulator sum_pairs conj(Z_x) Z_dc / N in natural frequency order ->
-    gradient of the rfft spectrum (H, N//2+1)."""
+    ``s_slots`` (H, N, 2) fp32 (or (H, M1, N/M1, 2) with ``outer = M1``) holds
+    sum_pairs conj(Z_x) Z_dc of the unitary transforms in slot order. Its Hermitian part is the
+    spectrum of the filter gradient (the anti-Hermitian part is the cross-talk of the two rows of
+    a pair, purely imaginary in time), times 1/N. The long path's unitary outer passes make its
+    inner accumulators exactly this."""
     from .ops.reference import irfft_grad_weights
 
     N = fft_size
+    _, _, inverse = _slot_index(N, s_slots.device, outer)
+    s = torch.view_as_complex(s_slots.reshape(s_slots.shape[0], N, 2).contiguous())[:, inverse]  # natural order
     s_neg = torch.roll(s.flip(-1), 1, dims=-1)  # s[(N - j) % N]
     herm = 0.5 * (s + s_neg.conj())
     return herm[:, : N // 2 + 1] * (N * irfft_grad_weights(N, s.device, torch.float32))
@@ -139,32 +147,30 @@ def twiddle_tables(device: torch.device) -> tuple[Tensor, Tensor]:
 _slots_cache = WeakIdKeyDictionary()
 
 
-def cached_kernel_spectrum(mod, k_f: Tensor, fft_size: int, build=None) -> Tensor:
-    """:func:`kernel_spectrum` computed by the CUDA kernel (or ``build(k_f, fft_size)``), cached
-    per spectrum tensor."""
+def cached_kernel_spectrum(mod, k_f: Tensor, fft_size: int, outer: int = 1) -> Tensor:
+    """:func:`kernel_spectrum` computed by the CUDA kernel, cached per spectrum tensor."""
     hit = _slots_cache.get(k_f)
     if hit is not None and hit[0] == k_f._version and hit[1] == fft_size:
         return hit[2]
-    k_f64 = k_f.detach().to(torch.complex64).contiguous()
-    slots = mod.spectrum_to_slots(k_f64, fft_size, 1) if build is None else build(k_f64, fft_size)
+    slots = mod.spectrum_to_slots(k_f.detach().to(torch.complex64).contiguous(), fft_size, outer)
     _slots_cache[k_f] = (k_f._version, fft_size, slots)
     return slots
 
 
-def _opt(t: Tensor | None) -> Tensor | None:
+def contiguous_or_none(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.contiguous()
 
 
 def fftconv_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int) -> Tensor:
     tw_stage, tw_core = twiddle_tables(u.device)
     k_slots = cached_kernel_spectrum(mod, k_f, fft_size)
-    return mod.fftconv_fwd(u, k_slots, _opt(pre_gate), _opt(post_gate), tw_stage, tw_core, fft_size)
+    return mod.fftconv_fwd(u, k_slots, contiguous_or_none(pre_gate), contiguous_or_none(post_gate), tw_stage, tw_core, fft_size)
 
 
 def fftconv_bwd_cuda(mod, dy: Tensor, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int):
     tw_stage, tw_core = twiddle_tables(u.device)
     k_slots = cached_kernel_spectrum(mod, k_f, fft_size)
     du, dk_f, dpre, dpost = mod.fftconv_bwd(
-        dy, u, k_slots, _opt(pre_gate), _opt(post_gate), tw_stage, tw_core, fft_size, False
+        dy, u, k_slots, contiguous_or_none(pre_gate), contiguous_or_none(post_gate), tw_stage, tw_core, fft_size, False
     )
     return du, dk_f, (dpre if dpre.numel() else None), (dpost if dpost.numel() else None)

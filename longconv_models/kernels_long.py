@@ -23,13 +23,7 @@ import os
 import torch
 from torch import Tensor
 
-from .kernels_api import (
-    _slot_index,
-    cached_kernel_spectrum,
-    slot_frequencies,
-    spectrum_grad_from_accumulator,
-    twiddle_tables,
-)
+from .kernels_api import cached_kernel_spectrum, contiguous_or_none, twiddle_tables
 from .ops.fftconv import LONG_FFT_SIZES
 
 MIN_INNER = 4096  # the fused kernel is most efficient at 4K-16K points
@@ -50,42 +44,6 @@ def outer_radices(outer: int) -> tuple[int, int]:
     """(Ra, Rb): the outer M1-point DFT as a radix-Ra then a radix-Rb register stage (as the
     kernel instantiates them)."""
     return (outer, 1) if outer <= 16 else (16, outer // 16)
-
-
-def hermitian_spectrum(k_f: Tensor, fft_size: int) -> Tensor:
-    """(H, N//2+1) rfft spectrum -> (H, N) full spectrum of the real filter (natural order); the
-    imaginary parts of DC and Nyquist are dropped, as irfft does."""
-    k_f = k_f.to(torch.complex64)
-    dc, nyq = k_f[:, :1].real, k_f[:, -1:].real
-    inner = k_f[:, 1:-1]
-    return torch.cat([dc.to(k_f.dtype), inner, nyq.to(k_f.dtype), inner.flip(-1).conj()], dim=-1)
-
-
-# The two layout maps of the long path, defined in torch. The CUDA kernels spectrum_to_slots and
-# slots_to_spectrum_grad (with outer = M1) compute the same in one pass each; the tests check the
-# kernels against these and these against the op (tests/test_long_model.py).
-
-
-def long_kernel_spectrum(k_f: Tensor, fft_size: int) -> Tensor:
-    """(H, N//2+1) spectrum -> (H, M1, M2, 2) fp32: row k1 holds the filter at frequencies
-    k1 + M1*k2, in the fused kernel's slot order for M2 points."""
-    M1, M2 = long_plan(fft_size)
-    H = k_f.shape[0]
-    full = hermitian_spectrum(k_f, fft_size).view(H, M2, M1).transpose(1, 2)  # [h, k1, k2]
-    slots = torch.as_tensor(slot_frequencies(M2), device=k_f.device)
-    return torch.view_as_real(full[..., slots].contiguous())
-
-
-def long_spectrum_grad(s_slots: Tensor, fft_size: int) -> Tensor:
-    """Summed inner accumulators (H, M1, M2, 2) in slot order -> gradient of the rfft spectrum.
-
-    Both outer passes are unitary, so the inner kernel's accumulator is already
-    sum conj(Z_x) Z_dc / N of the N-point transforms, at frequency k1 + M1*k2."""
-    M1, M2 = long_plan(fft_size)
-    H = s_slots.shape[0]
-    _, _, inverse = _slot_index(M2, s_slots.device)
-    s = torch.view_as_complex(s_slots.contiguous())[..., inverse]  # [h, k1, k2]
-    return spectrum_grad_from_accumulator(s.transpose(1, 2).reshape(H, fft_size), fft_size)
 
 
 def _workspace_bytes() -> int:
@@ -115,21 +73,12 @@ def chunk_plan(B: int, H: int, fft_size: int, backward: bool, budget: int) -> tu
     )
 
 
-def _long_spectrum(mod, k_f: Tensor, fft_size: int) -> Tensor:
-    outer = long_plan(fft_size)[0]
-    return cached_kernel_spectrum(mod, k_f, fft_size, build=lambda kf, n: mod.spectrum_to_slots(kf, n, outer))
-
-
-def _opt(t: Tensor | None) -> Tensor | None:
-    return None if t is None else t.contiguous()
-
-
 def long_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int, k_slots=None) -> Tensor:
     B, H, _ = u.shape
     M1, M2 = long_plan(fft_size)
     tw_stage, tw_core = twiddle_tables(u.device)
-    k_slots = _long_spectrum(mod, k_f, fft_size) if k_slots is None else k_slots
-    pre_gate, post_gate = _opt(pre_gate), _opt(post_gate)
+    k_slots = cached_kernel_spectrum(mod, k_f, fft_size, M1) if k_slots is None else k_slots
+    pre_gate, post_gate = contiguous_or_none(pre_gate), contiguous_or_none(post_gate)
     y = torch.empty_like(u)
     bad_rows = torch.zeros(B, H, dtype=torch.int32, device=u.device)
     # the forward holds 2 intermediates (the backward 3 plus scratch): twice the workspace
@@ -148,8 +97,8 @@ def long_bwd_cuda(mod, dy: Tensor, u: Tensor, k_f: Tensor, pre_gate, post_gate, 
     B, H, _ = u.shape
     M1, M2 = long_plan(fft_size)
     tw_stage, tw_core = twiddle_tables(u.device)
-    k_slots = _long_spectrum(mod, k_f, fft_size)
-    pre_gate, post_gate = _opt(pre_gate), _opt(post_gate)
+    k_slots = cached_kernel_spectrum(mod, k_f, fft_size, M1)
+    pre_gate, post_gate = contiguous_or_none(pre_gate), contiguous_or_none(post_gate)
     dpost = None
     if post_gate is not None:
         dpost = dy * long_fwd_cuda(mod, u, k_f, pre_gate, None, fft_size, k_slots)

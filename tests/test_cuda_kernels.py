@@ -51,9 +51,13 @@ def fwd_case(B, H, L, N, dtype, gated, bias):
     ],
 )
 def test_fftconv_forward(N, dtype, B, H, L_of_N, gated, bias):
-    L = L_of_N(N)
+    check_forward(N, dtype, B, H, L_of_N(N), gated, bias, tol=TOL[dtype])
+
+
+def check_forward(N, dtype, B, H, L, gated, bias, tol):
+    """The kernel's output (L = N: circular) against a float64 reference."""
     u, k, kw = fwd_case(B, H, L, N, dtype, gated, bias)
-    poison_allocator(2 * u.numel() * u.element_size())
+    poison_allocator(8 * u.numel() * u.element_size())  # covers the long path's intermediates too
     y = fftconv(u, k, fft_size=N, circular=(L == N), **kw)
     assert last_backend() == ("cuda", "")
     if N <= 4096:
@@ -63,7 +67,7 @@ def test_fftconv_forward(N, dtype, B, H, L_of_N, gated, bias):
     assert torch.isfinite(y).all()
     err = rel_err(y, ref)
     print(f"N={N} {dtype} B={B} H={H} L={L} gated={gated} bias={bias}: rel err {err:.2e}")
-    assert err < TOL[dtype]
+    assert err < tol
 
 
 def check_backward(N, dtype, gated, B, H, tol):
@@ -175,16 +179,7 @@ LONG_TEST_SIZES = (2**16, 2**17, 2**18, 2**20, 2**22)
     ],
 )
 def test_long_fftconv_forward(N, dtype, B, H, L_of_N, gated, bias):
-    L = L_of_N(N)
-    u, k, kw = fwd_case(B, H, L, N, dtype, gated, bias)
-    poison_allocator(8 * u.numel() * u.element_size())
-    y = fftconv(u, k, fft_size=N, circular=(L == N), **kw)
-    assert last_backend() == ("cuda", "")
-    ref = fftconv(u.double(), k, fft_size=N, circular=(L == N), **{n: t.double() for n, t in kw.items()})
-    assert torch.isfinite(y).all()
-    err = rel_err(y, ref)
-    print(f"long N={N} {dtype} B={B} H={H} L={L} gated={gated}: rel err {err:.2e}")
-    assert err < LONG_TOL
+    check_forward(N, dtype, B, H, L_of_N(N), gated, bias, tol=LONG_TOL)
 
 
 @pytest.mark.parametrize("N", LONG_TEST_SIZES)
@@ -199,13 +194,14 @@ def test_long_layout_kernels_match_reference_layout(N):
     """The CUDA filter -> inner-slot gather and accumulator -> spectrum-gradient kernels against
     their torch definitions (which tests/test_long_model.py checks against the op)."""
     from longconv_models import extension
-    from longconv_models.kernels_long import long_kernel_spectrum, long_plan, long_spectrum_grad
+    from longconv_models.kernels_api import kernel_spectrum, spectrum_grad_from_slots
+    from longconv_models.kernels_long import long_plan
 
     mod, (M1, M2) = extension.load_extension(), long_plan(N)
     k_f = torch.fft.rfft(torch.randn(3, N, device="cuda"), n=N)
-    assert torch.equal(mod.spectrum_to_slots(k_f, N, M1), long_kernel_spectrum(k_f, N))
+    assert torch.equal(mod.spectrum_to_slots(k_f, N, M1), kernel_spectrum(k_f, N, M1))
     s = torch.randn(3, M1, M2, 2, device="cuda")
-    got, ref = mod.slots_to_spectrum_grad(s, N, M1), long_spectrum_grad(s, N)
+    got, ref = mod.slots_to_spectrum_grad(s, N, M1), spectrum_grad_from_slots(s, N, M1)
     assert rel_err(torch.view_as_real(got), torch.view_as_real(ref)) < 1e-6
 
 

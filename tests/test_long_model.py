@@ -11,14 +11,8 @@ import math
 import pytest
 import torch
 
-from longconv_models.kernels_api import slot_frequencies
-from longconv_models.kernels_long import (
-    chunk_plan,
-    long_kernel_spectrum,
-    long_plan,
-    long_spectrum_grad,
-    outer_radices,
-)
+from longconv_models.kernels_api import kernel_spectrum, slot_frequencies, spectrum_grad_from_slots
+from longconv_models.kernels_long import chunk_plan, long_plan, outer_radices
 from longconv_models.ops.fftconv import LONG_FFT_SIZES, filter_spectrum
 from longconv_models.ops.reference import fftconv_bwd_ref, fftconv_ref
 
@@ -58,9 +52,9 @@ def outer_inverse(rows: torch.Tensor, N: int) -> torch.Tensor:
 
 
 def natural_inner_filter(k_f: torch.Tensor, N: int) -> torch.Tensor:
-    """long_kernel_spectrum (slot order) -> (H, M1, M2) complex in natural k2 order."""
+    """kernel_spectrum with outer = M1 (slot order) -> (H, M1, M2) complex in natural k2 order."""
     M1, M2 = long_plan(N)
-    slots = torch.view_as_complex(long_kernel_spectrum(k_f, N).contiguous())
+    slots = torch.view_as_complex(kernel_spectrum(k_f, N, M1).contiguous())
     natural = torch.empty_like(slots)
     natural[..., torch.as_tensor(slot_frequencies(M2))] = slots
     return natural
@@ -111,7 +105,7 @@ def test_long_filter_gradient_model_matches_reference(N):
     # transforms, in slot order
     s = (torch.fft.fft(zx, dim=-1, norm="ortho").conj() * torch.fft.fft(zd, dim=-1, norm="ortho")).sum(0)
     s_slots = torch.view_as_real(s[..., torch.as_tensor(slot_frequencies(M2))].to(torch.complex64))
-    dk_f = long_spectrum_grad(s_slots, N)
+    dk_f = spectrum_grad_from_slots(s_slots, N, M1)
     _, ref, _, _ = fftconv_bwd_ref(dy, u, k_f, None, None, N)
     assert (dk_f - ref).norm() / ref.norm() < 1e-5
 
