@@ -9,7 +9,8 @@ for N in (256, 1024, 4096, 32768, 65536, 2**20):  # fused sizes and the long pat
         u = torch.randn(3, 3, L, device="cuda", dtype=dtype, requires_grad=True)
         g = torch.randn(3, 3, L, device="cuda", dtype=dtype, requires_grad=True)
         k = torch.randn(3, L, device="cuda", requires_grad=True)
-        y = lcm.fftconv(u, k, pre_gate=g, post_gate=g, fft_size=N)
+        k_rev = torch.randn(3, N // 2 - 7, device="cuda", requires_grad=True)  # bidirectional, with bias
+        y = lcm.fftconv(u, k, k_rev=k_rev, bias=k[:, 0], pre_gate=g, post_gate=g, fft_size=N)
         y.sum().backward()
         assert lcm.last_backend("fftconv_bwd")[0] == "cuda"
 for cl in (False, True):

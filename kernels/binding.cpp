@@ -157,6 +157,49 @@ torch::Tensor spectrum_to_slots(const torch::Tensor& k_f, int64_t fft_size, int6
   return k_slots;
 }
 
+// Time-domain filter (+ anti-causal taps, bias) -> the fused kernel's slot-order spectrum.
+torch::Tensor filter_to_slots(const torch::Tensor& k, const c10::optional<torch::Tensor>& k_rev,
+                              const c10::optional<torch::Tensor>& bias, const torch::Tensor& twiddle, int64_t fft_size) {
+  CHECK_CUDA_TENSOR(k, "k");
+  CHECK_CUDA_TENSOR(twiddle, "twiddle");
+  TORCH_CHECK(fft_size >= 256 && fft_size <= 32768 && (fft_size & (fft_size - 1)) == 0,
+              "filter_to_slots: fft_size must be a power of two in [256, 32768], got ", fft_size);
+  TORCH_CHECK(k.scalar_type() == torch::kFloat32 && k.dim() == 2 && k.size(1) <= fft_size && k.size(1) > 0,
+              "k must be (H, Lk) float32 with 0 < Lk <= fft_size, got ", k.sizes(), " ", k.scalar_type());
+  TORCH_CHECK(twiddle.scalar_type() == torch::kFloat32 && twiddle.numel() == fft_size,
+              "twiddle must hold fft_size/2 complex float32 values");
+  const int64_t H = k.size(0);
+  const float* rev = nullptr;
+  int64_t Lr = 0;
+  if (k_rev) {
+    CHECK_CUDA_TENSOR((*k_rev), "k_rev");
+    TORCH_CHECK(k_rev->scalar_type() == torch::kFloat32 && k_rev->dim() == 2 && k_rev->size(0) == H &&
+                    k_rev->size(1) <= fft_size && k_rev->size(1) > 0,
+                "k_rev must be (H, Lr) float32 with 0 < Lr <= fft_size, got ", k_rev->sizes());
+    rev = k_rev->data_ptr<float>();
+    Lr = k_rev->size(1);
+  }
+  const float* b = nullptr;
+  if (bias) {
+    CHECK_CUDA_TENSOR((*bias), "bias");
+    TORCH_CHECK(bias->scalar_type() == torch::kFloat32 && bias->dim() == 1 && bias->size(0) == H,
+                "bias must be (H,) float32, got ", bias->sizes());
+    b = bias->data_ptr<float>();
+  }
+  TORCH_CHECK(H > 0 && H <= INT32_MAX, "bad channel count ", H);
+  TORCH_CHECK(twiddle.device() == k.device() && (!k_rev || k_rev->device() == k.device()) &&
+                  (!bias || bias->device() == k.device()),
+              "filter_to_slots: all tensors must be on k's device");
+  const c10::cuda::CUDAGuard guard(k.device());
+  auto k_slots = torch::empty({H, fft_size, 2}, k.options());
+  const cudaError_t err = longconv::fftconv::launch_filter_to_slots(
+      k.data_ptr<float>(), static_cast<int>(k.size(1)), rev, static_cast<int>(Lr), b,
+      reinterpret_cast<const float2*>(twiddle.data_ptr<float>()), reinterpret_cast<float2*>(k_slots.data_ptr<float>()),
+      static_cast<int>(H), static_cast<int>(fft_size), c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "filter_to_slots launch failed: ", cudaGetErrorString(err));
+  return k_slots;
+}
+
 // Summed accumulators (H, outer, N/outer, 2) of the long path -> gradient of the rfft spectrum.
 torch::Tensor slots_to_spectrum_grad(const torch::Tensor& s, int64_t fft_size, int64_t outer) {
   CHECK_CUDA_TENSOR(s, "s");
@@ -249,7 +292,7 @@ longconv::shortconv::Params short_params(const torch::Tensor& x, int64_t K, int6
 }
 
 torch::Tensor shortconv_fwd(const torch::Tensor& x, const torch::Tensor& w, const c10::optional<torch::Tensor>& bias,
-                            int64_t pad_left, bool channels_last) {
+                            int64_t pad_left, bool channels_last, bool reverse_taps) {
   CHECK_CUDA_TENSOR(w, "weight");
   TORCH_CHECK(w.dim() == 2 && w.scalar_type() == torch::kFloat32, "weight must be (H, K) float32");
   auto p = short_params(x, w.size(1), pad_left, channels_last);
@@ -262,6 +305,7 @@ torch::Tensor shortconv_fwd(const torch::Tensor& x, const torch::Tensor& w, cons
   }
   const c10::cuda::CUDAGuard guard(x.device());
   auto y = torch::empty_like(x);
+  p.reverse_taps = reverse_taps;
   p.w = w.data_ptr<float>();
   p.bias = bias ? bias->data_ptr<float>() : nullptr;
   p.y = y.data_ptr();
@@ -292,7 +336,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fftconv_bwd", &fftconv_bwd, "fused FFT convolution, backward: (du, dk_f or raw slot accumulators, dpre, dpost)");
   m.def("fftconv_outer", &fftconv_outer, "long-sequence path: one outer FFT pass over a chunk");
   m.def("spectrum_to_slots", &spectrum_to_slots, "filter spectrum -> kernel slot layout");
+  m.def("filter_to_slots", &filter_to_slots, "time-domain filter -> kernel slot layout (fused sizes)");
   m.def("slots_to_spectrum_grad", &slots_to_spectrum_grad, "long path: filter accumulators -> spectrum gradient");
-  m.def("shortconv_fwd", &shortconv_fwd, "short depthwise conv1d (also its input gradient)");
+  m.def("shortconv_fwd", &shortconv_fwd, "short depthwise conv1d (reverse_taps: its input gradient)");
   m.def("shortconv_wgrad", &shortconv_wgrad, "short depthwise conv1d weight/bias gradient partial sums");
 }

@@ -161,16 +161,37 @@ def contiguous_or_none(t: Tensor | None) -> Tensor | None:
     return None if t is None else t.contiguous()
 
 
-def fftconv_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int) -> Tensor:
+@functools.lru_cache(maxsize=None)
+def half_twiddles(fft_size: int, device: torch.device) -> Tensor:
+    """W_N^j = exp(-2 pi i j / N) for j < N/2, (N/2, 2) fp32 computed in float64 (filter_to_slots)."""
+    w = np.exp(-2j * np.pi * np.arange(fft_size // 2) / fft_size)
+    return torch.from_numpy(np.stack([w.real, w.imag], -1).astype(np.float32)).to(device)
+
+
+def filter_slots_cuda(mod, k: Tensor, k_rev: Tensor | None, bias: Tensor | None, fft_size: int) -> Tensor:
+    """:func:`kernel_spectrum` of the circular filter built from time-domain taps, in one launch
+    (fused sizes): the same as ``kernel_spectrum(filter_spectrum(k, N, k_rev, bias), N)``."""
+    f32 = lambda t: None if t is None else t.detach().float().contiguous()  # noqa: E731
+    return mod.filter_to_slots(f32(k), f32(k_rev), f32(bias), half_twiddles(fft_size, k.device), fft_size)
+
+
+def fftconv_fwd_slots(mod, u: Tensor, k_slots: Tensor, pre_gate, post_gate, fft_size: int) -> Tensor:
     tw_stage, tw_core = twiddle_tables(u.device)
+    return mod.fftconv_fwd(u, k_slots, pre_gate, post_gate, tw_stage, tw_core, fft_size)
+
+
+def fftconv_bwd_slots(mod, dy: Tensor, u: Tensor, k_slots: Tensor, pre_gate, post_gate, fft_size: int):
+    """(du, gradient of the rfft spectrum, dpre or None, dpost or None)."""
+    tw_stage, tw_core = twiddle_tables(u.device)
+    du, dk_f, dpre, dpost = mod.fftconv_bwd(dy, u, k_slots, pre_gate, post_gate, tw_stage, tw_core, fft_size, False)
+    return du, dk_f, (dpre if dpre.numel() else None), (dpost if dpost.numel() else None)
+
+
+def fftconv_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int) -> Tensor:
     k_slots = cached_kernel_spectrum(mod, k_f, fft_size)
-    return mod.fftconv_fwd(u, k_slots, contiguous_or_none(pre_gate), contiguous_or_none(post_gate), tw_stage, tw_core, fft_size)
+    return fftconv_fwd_slots(mod, u, k_slots, contiguous_or_none(pre_gate), contiguous_or_none(post_gate), fft_size)
 
 
 def fftconv_bwd_cuda(mod, dy: Tensor, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int):
-    tw_stage, tw_core = twiddle_tables(u.device)
     k_slots = cached_kernel_spectrum(mod, k_f, fft_size)
-    du, dk_f, dpre, dpost = mod.fftconv_bwd(
-        dy, u, k_slots, contiguous_or_none(pre_gate), contiguous_or_none(post_gate), tw_stage, tw_core, fft_size, False
-    )
-    return du, dk_f, (dpre if dpre.numel() else None), (dpost if dpost.numel() else None)
+    return fftconv_bwd_slots(mod, dy, u, k_slots, contiguous_or_none(pre_gate), contiguous_or_none(post_gate), fft_size)

@@ -43,3 +43,32 @@ def test_torch_compile_fullgraph(dynamic):
     torch.testing.assert_close(y, m(u))
     y.sum().backward()
     assert m.k.grad is not None and u.grad is not None
+
+
+def test_direct_calls_only_for_plain_eager_cuda_tensors():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from longconv_models.ops import dispatch
+
+    assert not dispatch.direct_call_ok(torch.randn(2))  # CPU tensors: the library dispatcher
+    with FakeTensorMode():
+        assert not dispatch.direct_call_ok(torch.empty(2))
+    seen = []
+    torch.func.vmap(lambda x: seen.append(dispatch._transforms_or_modes_active()) or x)(torch.randn(3, 2))
+    assert seen == [True]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_torch_compile_fullgraph_cuda_kernels(dynamic):
+    from longconv_models import last_backend
+
+    torch._dynamo.reset()
+    m = GatedConv(4, 16).cuda()
+    u = torch.randn(2, 4, 300, device="cuda").bfloat16().requires_grad_()
+    compiled = torch.compile(m.bfloat16(), fullgraph=True, dynamic=dynamic, backend="aot_eager")
+    y = compiled(u)
+    assert last_backend() == ("cuda", "")
+    torch.testing.assert_close(y, m(u), rtol=0, atol=0)
+    y.float().sum().backward()
+    assert last_backend("fftconv_bwd") == ("cuda", "") and m.k.grad is not None and u.grad is not None

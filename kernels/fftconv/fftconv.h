@@ -67,6 +67,8 @@ cudaError_t launch_outer_pass(const OuterParams& p, DType dtype, bool inverse, c
 // Filter spectrum (H, N/2+1) complex -> full Hermitian spectrum in kernel slot order: (H, N) for
 // the fused kernel (M1 = 1), (H, M1, N/M1) for the long path's inner rows.
 cudaError_t launch_spectrum_to_slots(const float2* k_f, float2* k_slots, int H, int N, int M1, cudaStream_t stream);
+cudaError_t launch_filter_to_slots(const float* k, int Lk, const float* k_rev, int Lr, const float* bias,
+                                   const float2* twiddle, float2* k_slots, int H, int N, cudaStream_t stream);
 // Backward accumulators (chunks, H, P, N) in slot order (M1 = 1; for M1 > 1 the long path's
 // (H, M1, N/M1) summed accumulators, chunks = P = 1) -> gradient of the rfft spectrum
 // (H, N/2+1) under PyTorch's complex-gradient convention.

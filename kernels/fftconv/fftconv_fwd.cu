@@ -46,4 +46,62 @@ cudaError_t launch_spectrum_to_slots(const float2* k_f, float2* k_slots, int H, 
   return cudaGetLastError();
 }
 
+// The filter straight from the time domain, for the fused sizes: the circular filter
+//   buf[t] = k[t] (t < Lk) + k_rev[N-1-t] (N-1-t < Lr) + bias (t = 0)
+// transformed in fp32 and written in slot order (what rfft + spectrum_to_slots give, in one
+// launch instead of four). One block per channel; the real N-point FFT is an N/2-point complex FFT
+// of (buf[2n], buf[2n+1]), in place in shared memory (bit-reversed load, radix-2 DIT stages), then
+// split into the even/odd spectra. `twiddle` holds W_N^j for j < N/2.
+__global__ void filter_to_slots_kernel(const float* __restrict__ k, int Lk, const float* __restrict__ k_rev, int Lr,
+                                       const float* __restrict__ bias, const float2* __restrict__ twiddle,
+                                       float2* __restrict__ k_slots, int N) {
+  extern __shared__ float2 z[];
+  const int M = N / 2, log2M = __ffs(M) - 1, h = blockIdx.x;
+  const float* kh = k + static_cast<int64_t>(h) * Lk;
+  const float* rh = k_rev ? k_rev + static_cast<int64_t>(h) * Lr : nullptr;
+  const float b = bias ? bias[h] : 0.f;
+  auto tap = [&](int t) {
+    float v = t < Lk ? kh[t] : 0.f;
+    if (rh && N - 1 - t < Lr) v += rh[N - 1 - t];
+    return t == 0 ? v + b : v;
+  };
+  for (int n = threadIdx.x; n < M; n += blockDim.x) z[__brev(n) >> (32 - log2M)] = make_float2(tap(2 * n), tap(2 * n + 1));
+  __syncthreads();
+  for (int span = 1; span < M; span *= 2) {  // butterflies (i0, i0 + span), twiddle W_{2 span}^j = W_N^(j M / span)
+    const int stride = M / span;
+    for (int bf = threadIdx.x; bf < M / 2; bf += blockDim.x) {
+      const int j = bf & (span - 1), i0 = 2 * (bf - j) + j;
+      const float2 a = z[i0], c = cmul(twiddle[j * stride], z[i0 + span]);
+      z[i0] = make_float2(a.x + c.x, a.y + c.y);
+      z[i0 + span] = make_float2(a.x - c.x, a.y - c.y);
+    }
+    __syncthreads();
+  }
+  float2* out = k_slots + static_cast<int64_t>(h) * N;
+  for (int q = threadIdx.x; q < N; q += blockDim.x) {
+    const int f = slot_to_freq(q, N), g = f <= M ? f : N - f;  // half-spectrum bin
+    const float2 zg = z[g & (M - 1)], zc = z[(M - g) & (M - 1)];
+    const float2 even = make_float2(0.5f * (zg.x + zc.x), 0.5f * (zg.y - zc.y));  // (Z[g] + conj Z[M-g]) / 2
+    const float2 odd = make_float2(0.5f * (zg.y + zc.y), -0.5f * (zg.x - zc.x));   // (Z[g] - conj Z[M-g]) / 2i
+    const float2 w = g < M ? twiddle[g] : make_float2(-1.f, 0.f);
+    const float2 wo = cmul(w, odd);
+    float2 v = make_float2(even.x + wo.x, even.y + wo.y);
+    if (f > M) v.y = -v.y;                 // conjugate symmetry of a real filter
+    if (g == 0 || g == M) v.y = 0.f;       // irfft ignores these imaginary parts
+    out[q] = v;
+  }
+}
+
+cudaError_t launch_filter_to_slots(const float* k, int Lk, const float* k_rev, int Lr, const float* bias,
+                                   const float2* twiddle, float2* k_slots, int H, int N, cudaStream_t stream) {
+  const int smem = 4 * N;  // up to 128 KB at N = 32K (those sizes are not launch-bound: set it per call)
+  if (smem > 48 * 1024) {
+    const cudaError_t err = cudaFuncSetAttribute(filter_to_slots_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (err != cudaSuccess) return err;
+  }
+  const int threads = std::min(512, std::max(128, N / 8));
+  filter_to_slots_kernel<<<H, threads, smem, stream>>>(k, Lk, k_rev, Lr, bias, twiddle, k_slots, N);
+  return cudaGetLastError();
+}
+
 }  // namespace longconv::fftconv

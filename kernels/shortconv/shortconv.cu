@@ -63,7 +63,7 @@ __global__ void __launch_bounds__(kThreadsCF) forward_cf(const __grid_constant__
   stage_window(xs, static_cast<const T*>(p.x) + row * p.L, t0, p.L, vec);
   float w[kMaxWidth];
 #pragma unroll
-  for (int j = 0; j < kMaxWidth; ++j) w[j] = j < p.K ? p.w[h * p.K + j] : 0.f;
+  for (int j = 0; j < kMaxWidth; ++j) w[j] = j < p.K ? p.w[h * p.K + (p.reverse_taps ? p.K - 1 - j : j)] : 0.f;
   const float b = p.bias ? p.bias[h] : 0.f;
   __syncthreads();
   float win[kPerThreadCF + kMaxWidth - 1], y[kPerThreadCF];
@@ -203,7 +203,7 @@ __global__ void __launch_bounds__(kThreadsCL) forward_cl(const __grid_constant__
 #pragma unroll
     for (int v = 0; v < V; ++v) {
       const int src = j - (kMaxWidth - p.K);
-      w[j][v] = src >= 0 ? p.w[(cl.c0 + v) * p.K + src] : 0.f;
+      w[j][v] = src >= 0 ? p.w[(cl.c0 + v) * p.K + (p.reverse_taps ? p.K - 1 - src : src)] : 0.f;
     }
 #pragma unroll
   for (int v = 0; v < V; ++v) bias[v] = p.bias ? p.bias[cl.c0 + v] : 0.f;

@@ -19,6 +19,7 @@ enum class DType : int { kF32 = 0, kBF16 = 1, kFP16 = 2 };
 struct Params {
   int B, H, L, K, pad_left;
   bool channels_last;
+  bool reverse_taps = false;    // use w[h, K-1-j] for tap j (the input gradient: a correlation)
   const void* x = nullptr;
   const float* w = nullptr;     // (H, K)
   const float* bias = nullptr;  // (H,) or null

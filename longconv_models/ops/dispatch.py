@@ -1,11 +1,18 @@
 """Which implementation runs each op: the CUDA kernel when it is built and supports the case,
 the PyTorch reference otherwise. The choice is never silent: it is logged at DEBUG level on the
-``longconv_models`` logger and can be queried with :func:`last_backend`."""
+``longconv_models`` logger and can be queried with :func:`last_backend`.
+
+Each op is a ``torch.library`` custom op (what ``torch.compile``, FakeTensor, vmap and dispatch
+modes see). Plain eager calls on CUDA tensors skip the library dispatcher and call the same CUDA
+implementation directly (:func:`direct_call_ok`): its Python autograd wrapper costs ~20-30 us a
+call, which at short lengths is as long as the kernel."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
+
+import torch
 
 from .. import extension
 
@@ -14,6 +21,8 @@ logger = logging.getLogger("longconv_models")
 _last: dict[str, tuple[str, str]] = {}
 _warned: set[str] = set()
 _kernels_enabled = True
+_direct_calls = True
+_PLAIN_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 
 
 @contextlib.contextmanager
@@ -25,6 +34,54 @@ def reference_path():
         yield
     finally:
         _kernels_enabled = previous
+
+
+@contextlib.contextmanager
+def through_custom_ops():
+    """Within this context eager calls go through the ``torch.library`` dispatcher as well (tests
+    use it to cover the route ``torch.compile`` takes)."""
+    global _direct_calls
+    previous, _direct_calls = _direct_calls, False
+    try:
+        yield
+    finally:
+        _direct_calls = previous
+
+
+def _transforms_or_modes_active() -> bool:
+    return (
+        torch._C._are_functorch_transforms_active()
+        or torch._C._is_torch_function_mode_enabled()
+        or torch._C._len_torch_dispatch_stack() > 0
+    )
+
+
+def direct_module(op: str, *tensors: torch.Tensor | None):
+    """The extension if ``op`` may call its CUDA implementation directly (recording that it
+    runs on CUDA), else ``None``: eager mode (not tracing or compiling), no functorch transform
+    or torch function / dispatch mode active, every tensor a plain CUDA tensor (no subclass such
+    as FakeTensor or DTensor), the kernels built. The caller has checked the kernel takes the case."""
+    if not (_direct_calls and _kernels_enabled) or torch.compiler.is_compiling() or torch.jit.is_tracing():
+        return None
+    if _transforms_or_modes_active():
+        return None
+    for t in tensors:
+        if t is not None and (type(t) not in _PLAIN_TENSOR_TYPES or not t.is_cuda):
+            return None
+    mod = extension.load_extension()
+    if mod is not None:
+        record(op, "cuda")
+    return mod
+
+
+def direct_call_ok(*tensors: torch.Tensor | None) -> bool:
+    """Whether eager calls with these tensors take the direct route (see :func:`direct_module`)."""
+    previous = dict(_last)
+    try:
+        return direct_module("", *tensors) is not None
+    finally:
+        _last.clear()
+        _last.update(previous)
 
 
 def record(op: str, backend: str, reason: str = "") -> None:

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
+from .. import extension
 from . import dispatch
 from ._checks import FLOAT_DTYPES, check_same_device, check_tensor
 from .reference import compute_dtypes, fftconv_bwd_ref, fftconv_ref
@@ -34,6 +36,9 @@ FUSED_FFT_SIZES = tuple(2**p for p in range(8, 16))  # 256 .. 32768: one block p
 LONG_FFT_SIZES = tuple(2**p for p in range(16, 23))  # 64K .. 4M: outer passes + fused kernel
 KERNEL_FFT_SIZES = FUSED_FFT_SIZES + LONG_FFT_SIZES
 KERNEL_DTYPES = (torch.bfloat16, torch.float16)
+# Up to this size the eager CUDA route transforms a time-domain filter with its own one-launch
+# kernel (host-bound sizes: saves ~70 us of rfft + layout calls); above, cuFFT is faster on device.
+FILTER_KERNEL_MAX_FFT_SIZE = 4096
 
 
 def next_power_of_two(n: int) -> int:
@@ -88,6 +93,26 @@ def filter_spectrum(
     if bias is not None:
         k_f = k_f + bias.to(real)[:, None]
     return k_f
+
+
+def filter_spectrum_adjoint(
+    dk_f: Tensor, fft_size: int, k_len: int, k_rev_len: int = 0, bias: bool = False
+) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """Gradients of (k, k_rev, bias) from the gradient of :func:`filter_spectrum`'s output.
+
+    The spectrum is the rfft of the circular buffer buf (k at the start, k_rev reversed at the
+    end, bias at t = 0), so d buf[t] = Re sum_f dk_f[f] exp(2 pi i f t / N): one unscaled irfft
+    with the interior bins halved (irfft counts them twice)."""
+    d_buf = torch.fft.irfft(dk_f * _adjoint_weights(fft_size, dk_f.device, dk_f.real.dtype), n=fft_size, norm="forward")
+    d_rev = d_buf.flip(-1)[:, :k_rev_len] if k_rev_len else None
+    return d_buf[:, :k_len], d_rev, d_buf[:, 0] if bias else None
+
+
+@functools.lru_cache(maxsize=64)
+def _adjoint_weights(fft_size: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    weights = torch.full((fft_size // 2 + 1,), 0.5, dtype=dtype)
+    weights[0] = weights[-1] = 1.0
+    return weights.to(device)
 
 
 @functools.lru_cache(maxsize=64)
@@ -198,6 +223,7 @@ def fftconv(
             raise ValueError(f"sequence length L={L} exceeds the FilterSpectrum's fft_size={N}")
         k_f = k.spectrum
         check_same_device("u", u, k=k_f)
+        taps = ()
     else:
         _check_filter("k", k, H, None)
         Lr = 0
@@ -208,13 +234,31 @@ def fftconv(
             check_tensor("bias", bias, 1, FLOAT_DTYPES, shape=(H,))
         check_same_device("u", u, k=k, k_rev=k_rev, bias=bias)
         N = _resolve_fft_size(L, k.shape[1], Lr, fft_size, circular)
-        k_f = filter_spectrum(k.to(torch.float64) if u.dtype == torch.float64 else k, N, k_rev, bias)
+        taps = (k, k_rev, bias)
+        k_f = None  # computed below, on the route taken
     check_same_device("u", u, pre_gate=pre_gate, post_gate=post_gate)
 
     u = u.contiguous()
     pre_gate = None if pre_gate is None else pre_gate.contiguous()
     post_gate = None if post_gate is None else post_gate.contiguous()
+    mod = None
+    if kernel_unsupported_reason(u, N) is None:
+        mod = dispatch.direct_module("fftconv", u, k_f, pre_gate, post_gate, *taps)
+    if mod is not None and taps and N <= FILTER_KERNEL_MAX_FFT_SIZE:  # the filter FFT in one launch
+        if _needs_grad(u, pre_gate, post_gate, *taps):
+            return _TapsFFTConvFunction.apply(u, pre_gate, post_gate, N, *taps)
+        return _taps_fftconv_cuda(mod, u, pre_gate, post_gate, N, *taps)[0]
+    if k_f is None:
+        k_f = filter_spectrum(k.to(torch.float64) if u.dtype == torch.float64 else k, N, k_rev, bias)
+    if mod is not None:
+        if _needs_grad(u, k_f, pre_gate, post_gate):
+            return _FFTConvFunction.apply(u, k_f, pre_gate, post_gate, N)
+        return _fftconv_cuda(u, k_f, pre_gate, post_gate, N)
     return torch.ops.longconv.fftconv(u, k_f, pre_gate, post_gate, N)
+
+
+def _needs_grad(*tensors: Tensor | None) -> bool:
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 class FFTConv(nn.Module):
@@ -345,9 +389,12 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, dy):
     u, k_f, pre_gate, post_gate = ctx.saved_tensors
-    du, dk_f, dpre, dpost = torch.ops.longconv.fftconv_bwd(
-        dy.contiguous(), u, k_f, pre_gate, post_gate, ctx.fft_size
-    )
+    grads = torch.ops.longconv.fftconv_bwd(dy.contiguous(), u, k_f, pre_gate, post_gate, ctx.fft_size)
+    return _needed(ctx, grads, pre_gate, post_gate)
+
+
+def _needed(ctx, grads, pre_gate, post_gate):
+    du, dk_f, dpre, dpost = grads
     return (
         du if ctx.needs_input_grad[0] else None,
         dk_f if ctx.needs_input_grad[1] else None,
@@ -358,3 +405,64 @@ def _backward(ctx, dy):
 
 
 torch.library.register_autograd("longconv::fftconv", _backward, setup_context=_setup_context)
+
+
+class _FFTConvFunction(torch.autograd.Function):
+    """The eager CUDA route (see :func:`.dispatch.direct_call_ok`): the custom op's forward and
+    backward, without the library dispatcher in between."""
+
+    @staticmethod
+    def forward(ctx, u, k_f, pre_gate, post_gate, fft_size):
+        _setup_context(ctx, (u, k_f, pre_gate, post_gate, fft_size), None)
+        return _fftconv_cuda(u, k_f, pre_gate, post_gate, fft_size)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy):
+        u, k_f, pre_gate, post_gate = ctx.saved_tensors
+        grads = _fftconv_bwd_cuda(dy.contiguous(), u, k_f, pre_gate, post_gate, ctx.fft_size)
+        return _needed(ctx, grads, pre_gate, post_gate)
+
+
+def _taps_fftconv_cuda(mod, u, pre_gate, post_gate, fft_size, k, k_rev, bias) -> tuple[Tensor, Tensor]:
+    """(y, the filter in kernel layout) for a time-domain filter, on the fused kernel."""
+    from ..kernels_api import fftconv_fwd_slots, filter_slots_cuda
+
+    k_slots = filter_slots_cuda(mod, k, k_rev, bias, fft_size)
+    return fftconv_fwd_slots(mod, u, k_slots, pre_gate, post_gate, fft_size), k_slots
+
+
+class _TapsFFTConvFunction(torch.autograd.Function):
+    """The eager CUDA route for a time-domain filter at the fused sizes: the filter goes to the
+    kernel's layout in one launch (``filter_to_slots``: no rfft, padding or permutation passes),
+    and its gradient comes back through :func:`filter_spectrum_adjoint`."""
+
+    @staticmethod
+    def forward(ctx, u, pre_gate, post_gate, fft_size, k, k_rev, bias):
+        y, k_slots = _taps_fftconv_cuda(extension.load_extension(), u, pre_gate, post_gate, fft_size, k, k_rev, bias)
+        ctx.save_for_backward(u, k_slots, pre_gate, post_gate)
+        ctx.fft_size, ctx.k_len, ctx.k_rev_len, ctx.has_bias = fft_size, k.shape[1], 0, bias is not None
+        ctx.dtypes = (k.dtype, None if k_rev is None else k_rev.dtype, None if bias is None else bias.dtype)
+        if k_rev is not None:
+            ctx.k_rev_len = k_rev.shape[1]
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy):
+        from ..kernels_api import fftconv_bwd_slots
+
+        u, k_slots, pre_gate, post_gate = ctx.saved_tensors
+        mod = dispatch.select("fftconv_bwd", None)
+        du, dk_f, dpre, dpost = fftconv_bwd_slots(mod, dy.contiguous(), u, k_slots, pre_gate, post_gate, ctx.fft_size)
+        taps = (None, None, None)
+        if any(ctx.needs_input_grad[4:]):
+            taps = filter_spectrum_adjoint(dk_f, ctx.fft_size, ctx.k_len, ctx.k_rev_len, ctx.has_bias)
+        taps = tuple(None if g is None or not need else g.to(dt) for g, need, dt in zip(taps, ctx.needs_input_grad[4:], ctx.dtypes))
+        return (
+            du if ctx.needs_input_grad[0] else None,
+            dpre if pre_gate is not None and ctx.needs_input_grad[1] else None,
+            dpost if post_gate is not None and ctx.needs_input_grad[2] else None,
+            None,
+            *taps,
+        )

@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
+from .. import extension
 from . import dispatch
 from ._checks import FLOAT_DTYPES, check_same_device, check_tensor
 from .reference import compute_dtypes
@@ -60,9 +62,14 @@ def short_conv(
     check_same_device("x", x, weight=weight, bias=bias)
     pad_left = pad_left_for(padding, weight.shape[1])
     real, _ = compute_dtypes(x.dtype)
-    return torch.ops.longconv.short_conv(
-        x.contiguous(), weight.to(real).contiguous(), None if bias is None else bias.to(real), pad_left, channels_last
-    )
+    x, weight = x.contiguous(), weight.to(real).contiguous()
+    bias = None if bias is None else bias.to(real).contiguous()
+    mod = dispatch.direct_module("short_conv", x, weight, bias) if kernel_unsupported_reason(x, weight) is None else None
+    if mod is None:
+        return torch.ops.longconv.short_conv(x, weight, bias, pad_left, channels_last)
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
+        return _ShortConvFunction.apply(x, weight, bias, pad_left, channels_last)
+    return mod.shortconv_fwd(x, weight.float(), None if bias is None else bias.float(), pad_left, channels_last, False)
 
 
 # ---- reference ---------------------------------------------------------------------------------
@@ -108,12 +115,12 @@ def _short_conv_op(x: Tensor, weight: Tensor, bias: Tensor | None, pad_left: int
 
 
 @_short_conv_op.register_kernel("cuda")
-def _(x, weight, bias, pad_left, channels_last):
+def _short_conv_cuda(x, weight, bias, pad_left, channels_last):
     mod = dispatch.select("short_conv", kernel_unsupported_reason(x, weight))
     if mod is None:
         return short_conv_ref(x, weight, bias, pad_left, channels_last)
     return mod.shortconv_fwd(x, weight.float().contiguous(), None if bias is None else bias.float().contiguous(),
-                             pad_left, channels_last)
+                             pad_left, channels_last, False)
 
 
 @_short_conv_op.register_fake
@@ -130,18 +137,22 @@ def _short_conv_bwd_op(
 
 
 @_short_conv_bwd_op.register_kernel("cuda")
-def _(dy, x, weight, bias, pad_left, channels_last):
+def _short_conv_bwd_cuda(dy, x, weight, bias, pad_left, channels_last):
     mod = dispatch.select("short_conv_bwd", kernel_unsupported_reason(x, weight))
     if mod is None:
         dx, dw, db = short_conv_bwd_ref(dy, x, weight, bias, pad_left, channels_last)
         return dx, dw.to(weight.dtype), weight.new_empty(0) if db is None else db.to(weight.dtype)
-    K = weight.shape[-1]
-    w32 = weight.float()
-    dx = mod.shortconv_fwd(dy, w32.flip(-1).contiguous(), None, K - 1 - pad_left, channels_last)
-    sums = mod.shortconv_wgrad(x, dy, K, pad_left, channels_last).sum(0)  # (H, K + 1)
+    dx, dw, db = _short_conv_grads(mod, dy, x, weight, bias, pad_left, channels_last)
     # outputs of a custom op must not alias each other: copy the two column ranges out
-    db = weight.new_empty(0) if bias is None else sums[:, K].to(weight.dtype).contiguous()
-    return dx, sums[:, :K].to(weight.dtype).contiguous(), db
+    return dx, dw.contiguous(), weight.new_empty(0) if db is None else db.contiguous()
+
+
+def _short_conv_grads(mod, dy, x, weight, bias, pad_left, channels_last):
+    """(dx, dw, db or None) from the kernels; dw and db are views of one (H, K + 1) tensor."""
+    K = weight.shape[-1]
+    dx = mod.shortconv_fwd(dy, weight.float().contiguous(), None, K - 1 - pad_left, channels_last, True)
+    sums = mod.shortconv_wgrad(x, dy, K, pad_left, channels_last).sum(0).to(weight.dtype)  # (H, K + 1)
+    return dx, sums[:, :K], None if bias is None else sums[:, K]
 
 
 @_short_conv_bwd_op.register_fake
@@ -157,7 +168,12 @@ def _setup(ctx, inputs, output):
 
 def _backward(ctx, dy):
     x, weight, bias = ctx.saved_tensors
-    dx, dw, db = torch.ops.longconv.short_conv_bwd(dy.contiguous(), x, weight, bias, ctx.pad_left, ctx.channels_last)
+    grads = torch.ops.longconv.short_conv_bwd(dy.contiguous(), x, weight, bias, ctx.pad_left, ctx.channels_last)
+    return _needed(ctx, grads, bias)
+
+
+def _needed(ctx, grads, bias):
+    dx, dw, db = grads
     return (
         dx if ctx.needs_input_grad[0] else None,
         dw if ctx.needs_input_grad[1] else None,
@@ -168,3 +184,21 @@ def _backward(ctx, dy):
 
 
 torch.library.register_autograd("longconv::short_conv", _backward, setup_context=_setup)
+
+
+class _ShortConvFunction(torch.autograd.Function):
+    """The eager CUDA route (see :func:`.dispatch.direct_call_ok`): the custom op's forward and
+    backward, without the library dispatcher in between."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, pad_left, channels_last):
+        _setup(ctx, (x, weight, bias, pad_left, channels_last), None)
+        return extension.load_extension().shortconv_fwd(x, weight, bias, pad_left, channels_last, False)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, dy):
+        x, weight, bias = ctx.saved_tensors
+        mod = dispatch.select("short_conv_bwd", None)
+        grads = _short_conv_grads(mod, dy.contiguous(), x, weight, bias, ctx.pad_left, ctx.channels_last)
+        return _needed(ctx, grads, bias)
