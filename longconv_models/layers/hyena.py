@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from ..ops import fftconv, short_conv
+from ..ops import fftconv
 from .hyena_filter import HyenaFilter
+from .projections import projected_groups
 
 
 class HyenaOperator(nn.Module):
@@ -57,8 +58,6 @@ class HyenaOperator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         L = x.shape[1]
-        p = self.in_proj(x).transpose(1, 2)  # (B, 3d, L)
-        p = short_conv(p, self.short_filter.weight, self.short_filter.bias, padding="causal")
-        x0, x1, v = p.split(self.d_model, dim=1)
+        x0, x1, v = projected_groups(x, self.in_proj, self.short_filter, 3)  # each (B, d, L)
         y = fftconv(v, **self.filter_fn.conv_args(L), pre_gate=x1, post_gate=x0)  # (B, d, L)
-        return self.out_proj(self.dropout(y.transpose(1, 2)))
+        return self.out_proj(self.dropout(y.transpose(1, 2)))  # a GEMM on the transposed view, no copy

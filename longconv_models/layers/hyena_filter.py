@@ -65,10 +65,14 @@ class ExponentialModulation(nn.Module):
         min_decay = math.log(target) / slow_decay_pct
         self.register_buffer("deltas", torch.linspace(min_decay, max_decay, d_model)[None, None])
 
-    def forward(self, t: Tensor, x: Tensor) -> Tensor:
+    def forward(self, t: Tensor, x: Tensor, channels_first: bool = False) -> Tensor:
+        """x (1, L, d), or (d, L) with ``channels_first``; t (1, L, 1) positions in [0, 1]."""
         if not self.modulate:
             return x
-        return x * (torch.exp(-t * self.deltas.abs()) + self.shift)
+        rates = self.deltas.abs()
+        if channels_first:
+            t, rates = t.reshape(1, -1), rates.reshape(-1, 1)
+        return x * (torch.exp(-t * rates) + self.shift)
 
 
 class ImplicitFilterMLP(nn.Module):
@@ -86,12 +90,15 @@ class ImplicitFilterMLP(nn.Module):
             self.add_module(str(2 + 2 * i), nn.Linear(width, width))
         self.add_module(str(2 + 2 * num_inner), nn.Linear(width, d_out, bias=False))
 
-    def forward(self, z: Tensor, act: Sin | None = None) -> Tensor:
+    def forward(self, z: Tensor, act: Sin | None = None, channels_first: bool = False) -> Tensor:
+        """z (1, L, emb_dim) -> (1, L, d_out), or (d_out, L) contiguous with ``channels_first`` (the
+        last GEMM writes the layout the convolution reads: no transpose copy of the filter)."""
         act = act or getattr(self, "1")
         h = act(getattr(self, "0")(z))
         for i in range(self.num_inner):
             h = act(getattr(self, str(2 + 2 * i))(h))
-        return getattr(self, str(2 + 2 * self.num_inner))(h)
+        last = getattr(self, str(2 + 2 * self.num_inner))
+        return torch.mm(last.weight, h[0].transpose(0, 1)) if channels_first else last(h)
 
 
 class HyenaFilter(nn.Module):
@@ -182,10 +189,10 @@ class HyenaFilter(nn.Module):
             )
         z, t = self.pos_emb(min(L, self.filter_length))
         act = getattr(self.implicit_filter, "1")
-        k = self.modulation(t, self.implicit_filter(z, act))[0].transpose(0, 1)  # (d_model, L)
+        k = self.modulation(t, self.implicit_filter(z, act, channels_first=True), channels_first=True)  # (d_model, L)
         k_rev = None
         if self.bidirectional:
-            k_rev = self.modulation(t, self.implicit_filter_rev(z, act))[0].transpose(0, 1)
+            k_rev = self.modulation(t, self.implicit_filter_rev(z, act, channels_first=True), channels_first=True)
         return k, k_rev
 
     def forward(self, L: int) -> tuple[Tensor, Tensor | None, Tensor | None]:

@@ -12,8 +12,9 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..ops import fftconv, short_conv
+from ..ops import fftconv
 from .hyena_filter import HyenaFilter
+from .projections import projected_groups
 
 
 class BlockdiagLinear(nn.Module):
@@ -79,9 +80,7 @@ class MonarchMixerSequenceMixing(nn.Module):
         if self.training_additions:
             u = self.layernorm(u)
         L = u.shape[1]
-        p = self.in_linear(u).transpose(1, 2)  # (B, 3H, L)
-        p = short_conv(p, self.short_filter.weight, self.short_filter.bias, padding="causal")
-        x1, x2, v = p.split(self.d_model, dim=1)
+        x1, x2, v = projected_groups(u, self.in_linear, self.short_filter, 3)  # each (B, H, L)
         y = fftconv(v, **self.filter_fn.conv_args(L), pre_gate=x1, post_gate=x2)
         if self.filter_fn2 is not None:
             y = y + fftconv(u.transpose(1, 2).contiguous(), **self.filter_fn2.conv_args(L))
