@@ -134,8 +134,8 @@ void check_split(int64_t fft_size, int64_t outer) {
   TORCH_CHECK(outer >= 1 && outer <= 256 && (outer & (outer - 1)) == 0, "outer must be a power of two <= 256, got ",
               outer);
   const int64_t inner = fft_size / outer;
-  TORCH_CHECK((fft_size & (fft_size - 1)) == 0 && inner >= 256 && inner <= 32768, "bad fft_size ", fft_size,
-              " for outer=", outer);
+  TORCH_CHECK((fft_size & (fft_size - 1)) == 0 && inner >= (outer > 1 ? 4096 : 256) && inner <= 32768,
+              "bad fft_size ", fft_size, " for outer=", outer);
 }
 
 // Filter spectrum -> kernel slot layout: (H, N, 2) for outer = 1, (H, outer, N/outer, 2) else.

@@ -22,27 +22,53 @@ cudaError_t launch_forward(const Params& p, DType dtype, cudaStream_t stream) {
   return with_kernel<ForwardKernel>(p.N, dtype, [&](auto kernel) { return launch_with(kernel, p, geo, stream); });
 }
 
-// One thread per slot q of the inner size M2 = N / M1, looping over the M1 rows k1: gather the
-// Hermitian extension of the half spectrum at frequency k1 + M1 * slot_to_freq(q, M2) (M1 = 1:
-// the fused kernel's layout; M1 > 1: the long path's rows). A thread's reads for consecutive k1
-// are adjacent, so every fetched sector is used.
-__global__ void spectrum_to_slots_kernel(const float2* __restrict__ k_f, float2* __restrict__ k_slots, int N,
-                                         int M1) {
-  const int M2 = N / M1, q = blockIdx.x * blockDim.x + threadIdx.x, h = blockIdx.y;
-  if (q >= M2) return;
-  const int half = N / 2, base = M1 * slot_to_freq(q, M2);
-  const float2* row = k_f + static_cast<int64_t>(h) * (half + 1);
-  for (int k1 = 0; k1 < M1; ++k1) {
-    const int f = base + k1;
-    float2 v = f <= half ? row[f] : row[N - f];
-    if (f > half) v.y = -v.y;                  // conjugate symmetry of a real filter
-    if (f == 0 || f == half) v.y = 0.f;        // irfft ignores these imaginary parts
-    k_slots[(static_cast<int64_t>(h) * M1 + k1) * M2 + q] = v;
+// Filter value of slot q in row k1: the Hermitian extension of the half spectrum at frequency
+// f = k1 + M1 * slot_to_freq(q, M2) (M1 = 1: the fused kernel's layout; M1 > 1: the long path's rows).
+__device__ __forceinline__ float2 hermitian_at(const float2* __restrict__ row, int f, int N) {
+  const int half = N / 2;
+  float2 v = f <= half ? row[f] : row[N - f];
+  if (f > half) v.y = -v.y;            // conjugate symmetry of a real filter
+  if (f == 0 || f == half) v.y = 0.f;  // irfft ignores these imaginary parts
+  return v;
+}
+
+// M1 = 1: one thread per slot.
+__global__ void spectrum_to_slots_kernel(const float2* __restrict__ k_f, float2* __restrict__ k_slots, int N) {
+  const int q = blockIdx.x * blockDim.x + threadIdx.x, h = blockIdx.y;
+  if (q >= N) return;
+  k_slots[static_cast<int64_t>(h) * N + q] = hermitian_at(k_f + static_cast<int64_t>(h) * (N / 2 + 1), slot_to_freq(q, N), N);
+}
+
+// M1 > 1: a block owns Q = 4096 / M1 consecutive slots q of every row k1 (a 4096-value tile).
+// The frequencies of one slot's rows are M1 consecutive bins (read by consecutive threads), the
+// outputs of one row Q consecutive slots: the tile goes through shared memory so that both sides
+// are contiguous runs.
+constexpr int kSlotTileValues = 4096;
+
+__global__ void spectrum_to_slot_rows_kernel(const float2* __restrict__ k_f, float2* __restrict__ k_slots, int N,
+                                             int M1) {
+  extern __shared__ float2 tile[];  // [Q][M1 + 1]
+  const int M2 = N / M1, Q = kSlotTileValues / M1, q0 = blockIdx.x * Q, h = blockIdx.y;
+  const float2* row = k_f + static_cast<int64_t>(h) * (N / 2 + 1);
+  for (int e = threadIdx.x; e < kSlotTileValues; e += blockDim.x) {
+    const int i = e / M1, k1 = e % M1;
+    tile[i * (M1 + 1) + k1] = hermitian_at(row, k1 + M1 * slot_to_freq(q0 + i, M2), N);
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < kSlotTileValues; e += blockDim.x) {
+    const int k1 = e / Q, i = e % Q;
+    k_slots[(static_cast<int64_t>(h) * M1 + k1) * M2 + q0 + i] = tile[i * (M1 + 1) + k1];
   }
 }
 
 cudaError_t launch_spectrum_to_slots(const float2* k_f, float2* k_slots, int H, int N, int M1, cudaStream_t stream) {
-  spectrum_to_slots_kernel<<<dim3((N / M1 + 255) / 256, H), 256, 0, stream>>>(k_f, k_slots, N, M1);
+  if (M1 == 1) {
+    spectrum_to_slots_kernel<<<dim3((N + 255) / 256, H), 256, 0, stream>>>(k_f, k_slots, N);
+  } else {  // 2 <= M1 <= 256 and M2 = N / M1 >= 4096: Q = 4096 / M1 divides M2
+    const int Q = kSlotTileValues / M1;
+    const size_t smem = sizeof(float2) * Q * (M1 + 1);  // 33-40 KB
+    spectrum_to_slot_rows_kernel<<<dim3(N / M1 / Q, H), 256, smem, stream>>>(k_f, k_slots, N, M1);
+  }
   return cudaGetLastError();
 }
 
