@@ -141,7 +141,8 @@ def main(argv=None):
 
         trainer_cls, metrics = RetrievalTrainer, retrieval_metrics
 
-    use_cuda = torch.cuda.is_available()
+    # one GPU per process (torchrun): with fewer GPUs than processes, train on the CPU (gloo)
+    use_cuda = torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) <= torch.cuda.device_count()
     targs = TrainingArguments(
         output_dir=args.output_dir,
         num_train_epochs=args.epochs,
