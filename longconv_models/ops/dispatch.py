@@ -56,11 +56,11 @@ def _transforms_or_modes_active() -> bool:
     )
 
 
-def direct_module(op: str, *tensors: torch.Tensor | None):
-    """The extension if ``op`` may call its CUDA implementation directly (recording that it
-    runs on CUDA), else ``None``: eager mode (not tracing or compiling), no functorch transform
-    or torch function / dispatch mode active, every tensor a plain CUDA tensor (no subclass such
-    as FakeTensor or DTensor), the kernels built. The caller has checked the kernel takes the case."""
+def direct_module(*tensors: torch.Tensor | None):
+    """The extension if an op may call its CUDA implementation directly, else ``None``: eager
+    mode (not tracing or compiling), no functorch transform or torch function / dispatch mode
+    active, every tensor a plain CUDA tensor (no subclass such as FakeTensor or DTensor), the
+    kernels built. The caller has checked that the kernel takes the case, and records the choice."""
     if not (_direct_calls and _kernels_enabled) or torch.compiler.is_compiling() or torch.jit.is_tracing():
         return None
     if _transforms_or_modes_active():
@@ -68,20 +68,17 @@ def direct_module(op: str, *tensors: torch.Tensor | None):
     for t in tensors:
         if t is not None and (type(t) not in _PLAIN_TENSOR_TYPES or not t.is_cuda):
             return None
-    mod = extension.load_extension()
-    if mod is not None:
-        record(op, "cuda")
-    return mod
+    return extension.load_extension()
 
 
 def direct_call_ok(*tensors: torch.Tensor | None) -> bool:
     """Whether eager calls with these tensors take the direct route (see :func:`direct_module`)."""
-    previous = dict(_last)
-    try:
-        return direct_module("", *tensors) is not None
-    finally:
-        _last.clear()
-        _last.update(previous)
+    return direct_module(*tensors) is not None
+
+
+def needs_grad(*tensors: torch.Tensor | None) -> bool:
+    """Whether autograd has to record a call with these inputs."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def record(op: str, backend: str, reason: str = "") -> None:

@@ -96,8 +96,8 @@ def filter_spectrum(
 
 
 def _zero_padded(x: Tensor, n: int, dtype: torch.dtype) -> Tensor:
-    """x (H, m) -> (H, n) in ``dtype``, zeros after m: a fill of the tail and one converting copy
-    (``rfft(x, n=n)`` pads with a generic kernel, ~4x slower on long filters)."""
+    """x (H, m) -> (H, n) in ``dtype``, zeros after m: a fill of the tail and one copy that also
+    converts the dtype (``rfft(x.to(dtype), n=n)`` passes over a bf16 filter twice)."""
     m = x.shape[-1]
     if m == n:
         return x.to(dtype)
@@ -255,22 +255,19 @@ def fftconv(
     post_gate = None if post_gate is None else post_gate.contiguous()
     mod = None
     if kernel_unsupported_reason(u, N) is None:
-        mod = dispatch.direct_module("fftconv", u, k_f, pre_gate, post_gate, *taps)
+        mod = dispatch.direct_module(u, k_f, pre_gate, post_gate, *taps)
     if mod is not None and taps and N <= FILTER_KERNEL_MAX_FFT_SIZE:  # the filter FFT in one launch
-        if _needs_grad(u, pre_gate, post_gate, *taps):
+        dispatch.record("fftconv", "cuda")
+        if dispatch.needs_grad(u, pre_gate, post_gate, *taps):
             return _TapsFFTConvFunction.apply(u, pre_gate, post_gate, N, *taps)
         return _taps_fftconv_cuda(mod, u, pre_gate, post_gate, N, *taps)[0]
     if k_f is None:
         k_f = filter_spectrum(k.to(torch.float64) if u.dtype == torch.float64 else k, N, k_rev, bias)
     if mod is not None:
-        if _needs_grad(u, k_f, pre_gate, post_gate):
+        if dispatch.needs_grad(u, k_f, pre_gate, post_gate):
             return _FFTConvFunction.apply(u, k_f, pre_gate, post_gate, N)
         return _fftconv_cuda(u, k_f, pre_gate, post_gate, N)
     return torch.ops.longconv.fftconv(u, k_f, pre_gate, post_gate, N)
-
-
-def _needs_grad(*tensors: Tensor | None) -> bool:
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 class FFTConv(nn.Module):
@@ -453,10 +450,9 @@ class _TapsFFTConvFunction(torch.autograd.Function):
     def forward(ctx, u, pre_gate, post_gate, fft_size, k, k_rev, bias):
         y, k_slots = _taps_fftconv_cuda(extension.load_extension(), u, pre_gate, post_gate, fft_size, k, k_rev, bias)
         ctx.save_for_backward(u, k_slots, pre_gate, post_gate)
-        ctx.fft_size, ctx.k_len, ctx.k_rev_len, ctx.has_bias = fft_size, k.shape[1], 0, bias is not None
-        ctx.dtypes = (k.dtype, None if k_rev is None else k_rev.dtype, None if bias is None else bias.dtype)
-        if k_rev is not None:
-            ctx.k_rev_len = k_rev.shape[1]
+        ctx.fft_size, ctx.k_len, ctx.has_bias = fft_size, k.shape[1], bias is not None
+        ctx.k_rev_len = 0 if k_rev is None else k_rev.shape[1]
+        ctx.dtypes = tuple(None if t is None else t.dtype for t in (k, k_rev, bias))
         return y
 
     @staticmethod

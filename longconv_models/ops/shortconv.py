@@ -64,12 +64,13 @@ def short_conv(
     real, _ = compute_dtypes(x.dtype)
     x, weight = x.contiguous(), weight.to(real).contiguous()
     bias = None if bias is None else bias.to(real).contiguous()
-    mod = dispatch.direct_module("short_conv", x, weight, bias) if kernel_unsupported_reason(x, weight) is None else None
+    mod = dispatch.direct_module(x, weight, bias) if kernel_unsupported_reason(x, weight) is None else None
     if mod is None:
         return torch.ops.longconv.short_conv(x, weight, bias, pad_left, channels_last)
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
+    dispatch.record("short_conv", "cuda")  # kernel dtypes: weight and bias are fp32 here
+    if dispatch.needs_grad(x, weight, bias):
         return _ShortConvFunction.apply(x, weight, bias, pad_left, channels_last)
-    return mod.shortconv_fwd(x, weight.float(), None if bias is None else bias.float(), pad_left, channels_last, False)
+    return mod.shortconv_fwd(x, weight, bias, pad_left, channels_last, False)
 
 
 # ---- reference ---------------------------------------------------------------------------------

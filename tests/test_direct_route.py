@@ -1,0 +1,96 @@
+"""The eager CUDA route's Python plumbing, on the CPU with a stand-in for the extension: which
+kernel entry points each case calls, with what, and that gradients reach exactly the inputs that
+ask for them. (The numbers are checked against float64 references on a GPU in test_cuda_kernels.)"""
+
+import importlib
+
+import pytest
+import torch
+
+import longconv_models as lcm
+import longconv_models.kernels_api as kernels_api
+from longconv_models import extension
+from longconv_models.ops import dispatch
+
+# the modules (the package re-exports functions of the same names)
+fftconv_mod = importlib.import_module("longconv_models.ops.fftconv")
+shortconv_mod = importlib.import_module("longconv_models.ops.shortconv")
+
+
+class FakeExtension:
+    """Records calls; returns tensors of the right shapes (no arithmetic)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def filter_to_slots(self, k, k_rev, bias, twiddle, N):
+        self.calls.append("filter_to_slots")
+        assert k.dtype == torch.float32 and k.is_contiguous() and twiddle.shape == (N // 2, 2)
+        return torch.zeros(k.shape[0], N, 2)
+
+    def spectrum_to_slots(self, k_f, N, outer):
+        self.calls.append("spectrum_to_slots")
+        return torch.zeros(k_f.shape[0], N, 2)
+
+    def fftconv_fwd(self, u, k_slots, pre, post, tw_stage, tw_core, N):
+        self.calls.append("fftconv_fwd")
+        assert k_slots.shape == (u.shape[1], N, 2)
+        return torch.zeros_like(u)
+
+    def fftconv_bwd(self, dy, u, k_slots, pre, post, tw_stage, tw_core, N, raw):
+        self.calls.append("fftconv_bwd")
+        gate_grad = lambda g: torch.zeros_like(u) if g is not None else u.new_empty(0)  # noqa: E731
+        return torch.zeros_like(u), torch.ones(u.shape[1], N // 2 + 1, dtype=torch.complex64), gate_grad(pre), gate_grad(post)
+
+    def shortconv_fwd(self, x, w, bias, pad_left, channels_last, reverse_taps):
+        self.calls.append(("shortconv_fwd", reverse_taps))
+        assert w.dtype == torch.float32 and w.is_contiguous()
+        return torch.zeros_like(x)
+
+    def shortconv_wgrad(self, x, dy, K, pad_left, channels_last):
+        self.calls.append("shortconv_wgrad")
+        return torch.ones(3, x.shape[2] if channels_last else x.shape[1], K + 1)
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    ext = FakeExtension()
+    monkeypatch.setattr(dispatch, "direct_module", lambda *tensors: ext)
+    monkeypatch.setattr(dispatch, "cuda_module", lambda op: ext)
+    monkeypatch.setattr(extension, "load_extension", lambda: ext)
+    monkeypatch.setattr(fftconv_mod, "kernel_unsupported_reason", lambda u, n: None)
+    monkeypatch.setattr(shortconv_mod, "kernel_unsupported_reason", lambda x, w: None)
+    monkeypatch.setattr(kernels_api, "twiddle_tables", lambda device: (None, None))
+    return ext
+
+
+@pytest.mark.parametrize("N,filter_call", [(256, "filter_to_slots"), (16384, "spectrum_to_slots")])
+def test_fftconv_direct_route_calls_and_gradients(fake, N, filter_call):
+    B, H, L = 3, 4, N // 2 - 5
+    u = torch.randn(B, H, L).bfloat16().requires_grad_()
+    k, k_rev, bias = torch.randn(H, L, requires_grad=True), torch.randn(H, 7, requires_grad=True), torch.randn(H)
+    gate = torch.randn(B, H, L).bfloat16()
+    y = lcm.fftconv(u, k, k_rev=k_rev, bias=bias, pre_gate=gate, post_gate=gate, fft_size=N)
+    y.float().sum().backward()
+    assert fake.calls == [filter_call, "fftconv_fwd", "fftconv_bwd"]
+    assert lcm.last_backend() == ("cuda", "") and lcm.last_backend("fftconv_bwd") == ("cuda", "")
+    assert u.grad.shape == u.shape and k.grad.shape == k.shape and k_rev.grad.shape == k_rev.shape
+    assert bias.grad is None and gate.grad is None  # not asked for
+    assert k.grad.abs().sum() > 0  # the spectrum gradient (ones) reached the taps
+    fake.calls.clear()
+    with torch.no_grad():
+        lcm.fftconv(u, k, fft_size=N)
+    assert fake.calls == [filter_call, "fftconv_fwd"]
+
+
+def test_short_conv_direct_route_calls_and_gradients(fake):
+    x = torch.randn(2, 5, 30).bfloat16().requires_grad_()
+    w, b = torch.randn(5, 3, requires_grad=True), torch.randn(5, requires_grad=True)
+    lcm.short_conv(x, w, b).float().sum().backward()
+    assert fake.calls == [("shortconv_fwd", False), ("shortconv_fwd", True), "shortconv_wgrad"]
+    assert lcm.last_backend("short_conv") == ("cuda", "")
+    assert torch.equal(w.grad, torch.full((5, 3), 3.0)) and torch.equal(b.grad, torch.full((5,), 3.0))
+    fake.calls.clear()
+    with torch.no_grad():
+        lcm.short_conv(x, w, b)
+    assert fake.calls == [("shortconv_fwd", False)]
