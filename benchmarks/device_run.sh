@@ -16,7 +16,7 @@ python -m pytest tests -q -m cuda -p no:cacheprovider -rf 2>&1 | tee "$OUT/test_
 if [ "${1:-}" != "quick" ]; then
   compute-sanitizer --tool memcheck --print-limit 10 python benchmarks/sanitize_case.py 2>&1 | tail -8 | tee "$OUT/sanitizer.log"
 fi
-python benchmarks/host_overhead.py --out "$OUT/host.json" 2>>"$OUT/bench.err" | tee "$OUT/host.txt"
+python benchmarks/host_overhead.py --out "$OUT/host.json" 2>"$OUT/host.err" | tee "$OUT/host.txt"
 python benchmarks/bench_fftconv.py --out "$OUT/bench.json" ${BENCH_ARGS:-} 2>"$OUT/bench.err" | tee "$OUT/bench.txt"
 python benchmarks/bench_fftconv.py --sizes 65536,262144,1048576,4194304 --reps 10 --warmup 2 \
   --out "$OUT/bench_long.json" 2>>"$OUT/bench.err" | tee "$OUT/bench_long.txt"
