@@ -22,14 +22,19 @@ cudaError_t launch_forward(const Params& p, DType dtype, cudaStream_t stream) {
   return with_kernel<ForwardKernel>(p.N, dtype, [&](auto kernel) { return launch_with(kernel, p, geo, stream); });
 }
 
-// Filter value of slot q in row k1: the Hermitian extension of the half spectrum at frequency
-// f = k1 + M1 * slot_to_freq(q, M2) (M1 = 1: the fused kernel's layout; M1 > 1: the long path's rows).
-__device__ __forceinline__ float2 hermitian_at(const float2* __restrict__ row, int f, int N) {
+// Full-spectrum value at frequency f of a real filter from v, its half-spectrum value at bin
+// min(f, N - f).
+__device__ __forceinline__ float2 hermitian_extension(float2 v, int f, int N) {
   const int half = N / 2;
-  float2 v = f <= half ? row[f] : row[N - f];
   if (f > half) v.y = -v.y;            // conjugate symmetry of a real filter
   if (f == 0 || f == half) v.y = 0.f;  // irfft ignores these imaginary parts
   return v;
+}
+
+// Filter value of slot q in row k1: the Hermitian extension of the half spectrum at frequency
+// f = k1 + M1 * slot_to_freq(q, M2) (M1 = 1: the fused kernel's layout; M1 > 1: the long path's rows).
+__device__ __forceinline__ float2 hermitian_at(const float2* __restrict__ row, int f, int N) {
+  return hermitian_extension(f <= N / 2 ? row[f] : row[N - f], f, N);
 }
 
 // M1 = 1: one thread per slot.
@@ -111,10 +116,7 @@ __global__ void filter_to_slots_kernel(const float* __restrict__ k, int Lk, cons
     const float2 odd = make_float2(0.5f * (zg.y + zc.y), -0.5f * (zg.x - zc.x));   // (Z[g] - conj Z[M-g]) / 2i
     const float2 w = g < M ? twiddle[g] : make_float2(-1.f, 0.f);
     const float2 wo = cmul(w, odd);
-    float2 v = make_float2(even.x + wo.x, even.y + wo.y);
-    if (f > M) v.y = -v.y;                 // conjugate symmetry of a real filter
-    if (g == 0 || g == M) v.y = 0.f;       // irfft ignores these imaginary parts
-    out[q] = v;
+    out[q] = hermitian_extension(make_float2(even.x + wo.x, even.y + wo.y), f, N);
   }
 }
 
