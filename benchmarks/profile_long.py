@@ -20,7 +20,7 @@ from bench_fftconv import CONFIGS, Timer
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="65536,262144,1048576,4194304")
-    ap.add_argument("--inner", default="4096", help="comma-separated minimum inner sizes M2 to try")
+    ap.add_argument("--inner", default="", help="comma-separated inner sizes M2 to try (default: the plan's)")
     ap.add_argument("--reps", type=int, default=10)
     args = ap.parse_args()
     import longconv_models as lcm
@@ -40,19 +40,20 @@ def main():
         floor = timer(lambda i: y.copy_(u))
         t_rfft = timer(lambda i: filter_spectrum(k, N))
         k_f = filter_spectrum(k, N)
-        for inner in [int(s) for s in args.inner.split(",")]:
-            kl.MIN_INNER = inner
+        plan_inner = kl.long_plan(N)[1]
+        for inner in [int(s) for s in args.inner.split(",")] if args.inner else [plan_inner]:
+            if N // inner > kl.MAX_OUTER or inner > 16384:
+                continue
+            kl.MIN_INNER = kl.MAX_INNER = inner
             kl.chunk_plan.cache_clear()
             M1, M2 = kl.long_plan(N)
-            if M1 > 256 or M2 > 16384:
-                continue
             t_slots = timer(lambda i: mod.spectrum_to_slots(k_f, N, M1))
             k_slots = mod.spectrum_to_slots(k_f, N, M1)
             spec = lcm.FilterSpectrum(k_f.clone(), N)  # a new tensor: the slot cache is per tensor
             lcm.fftconv(u, spec)  # fills the slot cache for this M2
             bad = torch.zeros(B, H, dtype=torch.int32, device="cuda")
             tw_stage, tw_core = twiddle_tables(u.device)
-            plan = kl.chunk_plan(B, H, N, False, kl._workspace_bytes())
+            plan = kl.chunk_plan(B, H, N, False, 2 * kl._workspace_bytes())  # as long_fwd_cuda
             p0, pairs, h0, hs = plan[0]
             rows_a = torch.empty(2 * pairs, hs * M1, M2, dtype=torch.bfloat16, device="cuda")
             k_chunk = k_slots[h0:h0 + hs].view(hs * M1, M2, 2)

@@ -3,9 +3,10 @@ import torch
 
 import longconv_models as lcm
 
-for N in (256, 1024, 4096, 32768, 65536, 2**20):  # fused sizes and the long path (M1 = 16, 256)
+CASES = [(N, N // 2 - 1) for N in (256, 1024, 4096, 32768, 65536, 2**20)]  # fused sizes, long path (M1 = 16, 256)
+CASES += [(65536, 32768), (2**22, 2**21 - 8)]  # the long path's 16-byte copies; 4M
+for N, L in CASES:
     for dtype in (torch.bfloat16, torch.float16):
-        L = N // 2 - 1
         u = torch.randn(3, 3, L, device="cuda", dtype=dtype, requires_grad=True)
         g = torch.randn(3, 3, L, device="cuda", dtype=dtype, requires_grad=True)
         k = torch.randn(3, L, device="cuda", requires_grad=True)
@@ -13,6 +14,8 @@ for N in (256, 1024, 4096, 32768, 65536, 2**20):  # fused sizes and the long pat
         y = lcm.fftconv(u, k, k_rev=k_rev, bias=k[:, 0], pre_gate=g, post_gate=g, fft_size=N)
         y.sum().backward()
         assert lcm.last_backend("fftconv_bwd")[0] == "cuda"
+        if N == 2**22:  # without gates the 4M plan has M1 = 512
+            lcm.fftconv(u, k, fft_size=N).sum().backward()
 for cl in (False, True):
     x = torch.randn(2, 37, 13, device="cuda", dtype=torch.bfloat16, requires_grad=True)
     w = torch.randn(37 if not cl else 13, 4, device="cuda", requires_grad=True)

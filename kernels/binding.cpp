@@ -131,7 +131,7 @@ std::vector<torch::Tensor> fftconv_bwd(const torch::Tensor& dy, const torch::Ten
 }
 
 void check_split(int64_t fft_size, int64_t outer) {
-  TORCH_CHECK(outer >= 1 && outer <= 256 && (outer & (outer - 1)) == 0, "outer must be a power of two <= 256, got ",
+  TORCH_CHECK(outer >= 1 && outer <= 512 && (outer & (outer - 1)) == 0, "outer must be a power of two <= 512, got ",
               outer);
   const int64_t inner = fft_size / outer;
   TORCH_CHECK((fft_size & (fft_size - 1)) == 0 && inner >= (outer > 1 ? 4096 : 256) && inner <= 32768,
@@ -230,7 +230,7 @@ void fftconv_outer(const torch::Tensor& seq, const c10::optional<torch::Tensor>&
   TORCH_CHECK(inner.scalar_type() == torch::kBFloat16, "inner rows must be bf16");
   TORCH_CHECK(reinterpret_cast<uintptr_t>(inner.data_ptr()) % 16 == 0, "inner rows must be 16-byte aligned");
   TORCH_CHECK(inner.device() == seq.device() && bad_rows.device() == seq.device(), "tensors on different devices");
-  TORCH_CHECK(M1 >= 2 && M1 <= 256 && (M1 & (M1 - 1)) == 0, "M1 must be a power of two in [2, 256], got ", M1);
+  TORCH_CHECK(M1 >= 2 && M1 <= 512 && (M1 & (M1 - 1)) == 0, "M1 must be a power of two in [2, 512], got ", M1);
   TORCH_CHECK(fft_size % M1 == 0 && fft_size / M1 >= 4096 && fft_size <= (int64_t(1) << 24) &&
                   (fft_size & (fft_size - 1)) == 0,
               "bad fft_size ", fft_size, " for M1=", M1);
@@ -257,6 +257,8 @@ void fftconv_outer(const torch::Tensor& seq, const c10::optional<torch::Tensor>&
   p.out = inverse ? seq.data_ptr() : inner.data_ptr();
   p.gate = gate ? gate->data_ptr() : nullptr;
   p.bad_rows = bad_rows.data_ptr<int>();
+  const auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  p.vec_ok = L % 8 == 0 && aligned(seq.data_ptr()) && (!gate || aligned(gate->data_ptr()));
   const c10::cuda::CUDAGuard guard(seq.device());
   const cudaError_t err =
       longconv::fftconv::launch_outer_pass(p, dtype, inverse, c10::cuda::getCurrentCUDAStream());

@@ -26,17 +26,20 @@ from torch import Tensor
 from .kernels_api import cached_kernel_spectrum, contiguous_or_none, twiddle_tables
 from .ops.fftconv import LONG_FFT_SIZES
 
-MIN_INNER = 4096  # the fused kernel is most efficient at 4K-16K points
-MAX_OUTER = 256  # M1 <= 256: two register stages of radix <= 16
-MAX_INNER = 16384
+MIN_INNER = 4096  # the fused kernel's time per point is lowest at 4K-8K (16K: ~1.5x as long)
+MAX_INNER = 8192
+OUTER_TARGET = 256  # M1 <= 256 up to 2M points: two register stages of radix 16
+MAX_OUTER = 512  # 4M: a radix-16 then a radix-32 stage, so that M2 stays 8192
+MAX_OUTER_GATED = 256  # the radix-32 stage's 96 KB tile plus the gate's would leave 1 block per SM
 
 
-def long_plan(fft_size: int) -> tuple[int, int]:
-    """(M1, M2) with N = M1 * M2: the inner size M2 >= 4096, the outer M1 <= 256."""
+def long_plan(fft_size: int, gated: bool = False) -> tuple[int, int]:
+    """(M1, M2) with N = M1 * M2: the inner size M2 = clamp(N / 256, 4096, 8192) and M1 <= 512;
+    with a gate M1 <= 256 (4M: M2 = 16384)."""
     if fft_size not in LONG_FFT_SIZES:
         raise ValueError(f"long fft size must be a power of two in [{LONG_FFT_SIZES[0]}, {LONG_FFT_SIZES[-1]}]")
-    inner = max(MIN_INNER, fft_size // MAX_OUTER)
-    assert inner <= MAX_INNER
+    inner = min(MAX_INNER, max(MIN_INNER, fft_size // OUTER_TARGET))
+    inner = max(inner, fft_size // (MAX_OUTER_GATED if gated else MAX_OUTER))
     return fft_size // inner, inner
 
 
@@ -51,21 +54,25 @@ def _workspace_bytes() -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def chunk_plan(B: int, H: int, fft_size: int, backward: bool, budget: int) -> tuple[tuple[int, int, int, int], ...]:
+def chunk_plan(
+    B: int, H: int, fft_size: int, backward: bool, budget: int, gated: bool = False
+) -> tuple[tuple[int, int, int, int], ...]:
     """Chunks (pair0, pairs, h0, hs) of pairs of batch rows x channels whose intermediates fit
     ``budget`` bytes: per (pair, channel) one bf16 complex N-point row per live intermediate (2
     forward, 3 backward); per channel in the backward the fused kernel's fp32 scratch.
 
-    A chunk keeps >= 2 pairs where the batch has them (the inner kernel transforms 2 pairs per
-    step at 4K) and then as many channels as fit; whole-channel chunks grow along the batch."""
-    M1, M2 = long_plan(fft_size)
+    A chunk takes every pair of the batch when that leaves room for min(H, 8) channels, so that
+    each channel's filter spectrum (8 bytes per point, as much as 4 bf16 batch rows) is read from
+    HBM once per call, not once per batch chunk; larger batches are split into groups of pairs
+    (>= 2 pairs: the inner kernel transforms 2 pairs per step at 4K). Then as many channels as fit."""
+    M1, M2 = long_plan(fft_size, gated)
     per_row = 4 * fft_size * (3 if backward else 2)
     per_channel = 8 * fft_size * (2 * max(1, 8192 // M2) + 2) if backward else 0
     n_pairs = (B + 1) // 2
-    pairs = min(n_pairs, 2)
+    fit = (budget // min(H, 8) - per_channel) // per_row
+    pairs = min(n_pairs, 65535, max(2, fit))
     hs = max(1, min(H, 65535, budget // (pairs * per_row + per_channel)))
-    if hs == H:
-        pairs = max(pairs, min(n_pairs, 65535, (budget - H * per_channel) // (H * per_row)))
+    hs = -(-H // -(-H // hs))  # the same number of chunks, balanced
     return tuple(
         (p0, min(pairs, n_pairs - p0), h0, min(hs, H - h0))
         for h0 in range(0, H, hs)
@@ -73,16 +80,19 @@ def chunk_plan(B: int, H: int, fft_size: int, backward: bool, budget: int) -> tu
     )
 
 
-def long_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int, k_slots=None) -> Tensor:
+def long_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int, gated=None, k_slots=None) -> Tensor:
+    """y = post * conv(pre * u). ``gated`` picks the plan (default: whether a gate is given; the
+    backward passes its own with its ``k_slots``)."""
     B, H, _ = u.shape
-    M1, M2 = long_plan(fft_size)
+    gated = pre_gate is not None or post_gate is not None if gated is None else gated
+    M1, M2 = long_plan(fft_size, gated)
     tw_stage, tw_core = twiddle_tables(u.device)
     k_slots = cached_kernel_spectrum(mod, k_f, fft_size, M1) if k_slots is None else k_slots
     pre_gate, post_gate = contiguous_or_none(pre_gate), contiguous_or_none(post_gate)
     y = torch.empty_like(u)
     bad_rows = torch.zeros(B, H, dtype=torch.int32, device=u.device)
     # the forward holds 2 intermediates (the backward 3 plus scratch): twice the workspace
-    for p0, pairs, h0, hs in chunk_plan(B, H, fft_size, False, 2 * _workspace_bytes()):
+    for p0, pairs, h0, hs in chunk_plan(B, H, fft_size, False, 2 * _workspace_bytes(), gated):
         rows = torch.empty(2 * pairs, hs * M1, M2, dtype=torch.bfloat16, device=u.device)
         mod.fftconv_outer(u, pre_gate, rows, bad_rows, fft_size, M1, p0, h0, False)
         k_chunk = k_slots[h0 : h0 + hs].view(hs * M1, M2, 2)
@@ -95,19 +105,20 @@ def long_bwd_cuda(mod, dy: Tensor, u: Tensor, k_f: Tensor, pre_gate, post_gate, 
     """(du, dk_f, dpre, dpost) of the long path. With a post gate the convolution is recomputed
     (one forward) for dpost; gate products are elementwise torch ops."""
     B, H, _ = u.shape
-    M1, M2 = long_plan(fft_size)
+    gated = pre_gate is not None or post_gate is not None
+    M1, M2 = long_plan(fft_size, gated)
     tw_stage, tw_core = twiddle_tables(u.device)
     k_slots = cached_kernel_spectrum(mod, k_f, fft_size, M1)
     pre_gate, post_gate = contiguous_or_none(pre_gate), contiguous_or_none(post_gate)
     dpost = None
     if post_gate is not None:
-        dpost = dy * long_fwd_cuda(mod, u, k_f, pre_gate, None, fft_size, k_slots)
+        dpost = dy * long_fwd_cuda(mod, u, k_f, pre_gate, None, fft_size, gated, k_slots)
     dx = torch.empty_like(u)
     s_total = torch.zeros(H, M1, M2, 2, dtype=torch.float32, device=u.device)
     # rows with a non-finite x = pre*u (bad[0]) or dc = post*dy (bad[1]); dx = corr(dc, k)
     # depends on dc only, the filter gradient on both
     bad = torch.zeros(2, B, H, dtype=torch.int32, device=u.device)
-    for p0, pairs, h0, hs in chunk_plan(B, H, fft_size, True, _workspace_bytes()):
+    for p0, pairs, h0, hs in chunk_plan(B, H, fft_size, True, _workspace_bytes(), gated):
         shape = (2 * pairs, hs * M1, M2)
         x_rows = torch.empty(shape, dtype=torch.bfloat16, device=u.device)
         dc_rows = torch.empty(shape, dtype=torch.bfloat16, device=u.device)

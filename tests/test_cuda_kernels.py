@@ -266,6 +266,7 @@ LONG_TEST_SIZES = (2**16, 2**17, 2**18, 2**20, 2**22)
         (3, 2, lambda n: n // 2 - 3, True, True),  # odd B, L not a power of two
         (2, 1, lambda n: n, False, False),  # circular
         (1, 3, lambda n: n // 3 + 7, False, True),  # half-empty pair
+        (2, 3, lambda n: n // 2, True, False),  # gated, 16-byte aligned rows (vector copies)
     ],
 )
 def test_long_fftconv_forward(N, dtype, B, H, L_of_N, gated, bias):
@@ -287,12 +288,13 @@ def test_long_layout_kernels_match_reference_layout(N):
     from longconv_models.kernels_api import kernel_spectrum, spectrum_grad_from_slots
     from longconv_models.kernels_long import long_plan
 
-    mod, (M1, M2) = extension.load_extension(), long_plan(N)
+    mod = extension.load_extension()
     k_f = torch.fft.rfft(torch.randn(3, N, device="cuda"), n=N)
-    assert torch.equal(mod.spectrum_to_slots(k_f, N, M1), kernel_spectrum(k_f, N, M1))
-    s = torch.randn(3, M1, M2, 2, device="cuda")
-    got, ref = mod.slots_to_spectrum_grad(s, N, M1), spectrum_grad_from_slots(s, N, M1)
-    assert rel_err(torch.view_as_real(got), torch.view_as_real(ref)) < 1e-6
+    for M1, M2 in {long_plan(N), long_plan(N, gated=True)}:
+        assert torch.equal(mod.spectrum_to_slots(k_f, N, M1), kernel_spectrum(k_f, N, M1))
+        s = torch.randn(3, M1, M2, 2, device="cuda")
+        got, ref = mod.slots_to_spectrum_grad(s, N, M1), spectrum_grad_from_slots(s, N, M1)
+        assert rel_err(torch.view_as_real(got), torch.view_as_real(ref)) < 1e-6
 
 
 def test_long_fftconv_chunked_equals_unchunked(monkeypatch):

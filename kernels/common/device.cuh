@@ -74,6 +74,11 @@ __device__ __forceinline__ void cp_async16(void* smem_dst, const void* gmem_src)
   const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(gmem_src));
 }
+// Copies src_bytes (0..16) from global memory and zero-fills the rest of the 16 shared bytes.
+__device__ __forceinline__ void cp_async16_zfill(void* smem_dst, const void* gmem_src, int src_bytes) {
+  const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem_src), "r"(src_bytes));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;\n" ::: "memory"); }
 
@@ -98,12 +103,12 @@ __device__ __forceinline__ float2 unit_root_accurate(int num, int den) {
   return make_float2(c, s);
 }
 
-// Radix-R DFT of R complex values in registers (R = 1, 2, 4, 8, 16), unnormalised, natural
+// Radix-R DFT of R complex values in registers (R = 1, 2, 4, .., 32), unnormalised, natural
 // order in and out; kInv: conjugate twiddles. Radix-2 decimation in time by template recursion,
 // so every index and twiddle is a compile-time constant.
 template <int R, bool kInv>
 __device__ __forceinline__ void small_dft(float (&re)[R], float (&im)[R]) {
-  static_assert(R >= 1 && R <= 16 && (R & (R - 1)) == 0, "radix must be a power of two <= 16");
+  static_assert(R >= 1 && R <= 32 && (R & (R - 1)) == 0, "radix must be a power of two <= 32");
   if constexpr (R > 1) {
     constexpr int H = R / 2;
     float er[H], ei[H], odr[H], odi[H];
@@ -116,16 +121,16 @@ __device__ __forceinline__ void small_dft(float (&re)[R], float (&im)[R]) {
     }
     small_dft<H, kInv>(er, ei);
     small_dft<H, kInv>(odr, odi);
-    // cos and sin of 2 pi e / 16, e = 0..7
-    constexpr float kCos[8] = {1.f, 0.92387953251128674f, 0.70710678118654752f, 0.38268343236508977f,
-                               0.f, -0.38268343236508977f, -0.70710678118654752f, -0.92387953251128674f};
-    constexpr float kSin[8] = {0.f, 0.38268343236508977f, 0.70710678118654752f, 0.92387953251128674f,
-                               1.f, 0.92387953251128674f, 0.70710678118654752f, 0.38268343236508977f};
+    // cos and sin of 2 pi e / 32, e = 0..15
+    constexpr float kCos[16] = {1.f, 0.98078528f, 0.923879533f, 0.831469612f, 0.707106781f, 0.555570233f, 0.382683432f, 0.195090322f,
+                               0.f, -0.195090322f, -0.382683432f, -0.555570233f, -0.707106781f, -0.831469612f, -0.923879533f, -0.98078528f};
+    constexpr float kSin[16] = {0.f, 0.195090322f, 0.382683432f, 0.555570233f, 0.707106781f, 0.831469612f, 0.923879533f, 0.98078528f,
+                               1.f, 0.98078528f, 0.923879533f, 0.831469612f, 0.707106781f, 0.555570233f, 0.382683432f, 0.195090322f};
 #pragma unroll
     for (int k = 0; k < H; ++k) {
-      const int e = k * (16 / R);  // twiddle exp(-+2 pi i e / 16)
+      const int e = k * (32 / R);  // twiddle exp(-+2 pi i e / 32)
       float tr = odr[k], ti = odi[k];
-      if (e == 4) {  // -+i
+      if (e == 8) {  // -+i
         tr = kInv ? -odi[k] : odi[k];
         ti = kInv ? odr[k] : -odr[k];
       } else if (e != 0) {

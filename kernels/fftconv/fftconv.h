@@ -40,13 +40,14 @@ struct Params {
 // batch pairs [pair0, pair0 + pairs) x channels [h0, h0 + hs).
 struct OuterParams {
   int B, H, L;       // the (B, H, L) sequence tensor
-  int N, M1, M2;     // N = M1 * M2; M1 in {2, 4, .., 256}
+  int N, M1, M2;     // N = M1 * M2; M1 in {2, 4, .., 512}
   int pair0, pairs;
   int h0, hs;
   const void* x = nullptr;     // forward: sequences (B, H, L); inverse: inner rows (2*pairs, hs*M1, M2) bf16
   const void* gate = nullptr;  // optional (B, H, L): multiplies the input (forward) / output (inverse)
   void* out = nullptr;         // forward: inner rows; inverse: sequences
   int* bad_rows = nullptr;     // (B, H): set by the forward pass for rows with a non-finite input
+  bool vec_ok = false;         // sequence (and gate) rows start 16-byte aligned: L % 8 == 0, aligned bases
 };
 
 // Launch geometry the host needs to allocate the backward's scratch buffers.

@@ -69,7 +69,7 @@ __global__ void spectrum_to_slot_rows_kernel(const float2* __restrict__ k_f, flo
 cudaError_t launch_spectrum_to_slots(const float2* k_f, float2* k_slots, int H, int N, int M1, cudaStream_t stream) {
   if (M1 == 1) {
     spectrum_to_slots_kernel<<<dim3((N + 255) / 256, H), 256, 0, stream>>>(k_f, k_slots, N);
-  } else {  // 2 <= M1 <= 256 and M2 = N / M1 >= 4096: Q = 4096 / M1 divides M2
+  } else {  // 2 <= M1 <= 512 and M2 = N / M1 >= 4096: Q = 4096 / M1 divides M2
     const int Q = kSlotTileValues / M1;
     const size_t smem = sizeof(float2) * Q * (M1 + 1);  // 33-40 KB
     spectrum_to_slot_rows_kernel<<<dim3(N / M1 / Q, H), 256, smem, stream>>>(k_f, k_slots, N, M1);
