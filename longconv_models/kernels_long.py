@@ -1,4 +1,4 @@
-"""Host side of the long-sequence FFT convolution (fft sizes 64K .. 4M).
+"""Host side of the long-sequence FFT convolution (fft sizes 64K .. 4M, and 32K bf16).
 
 A sequence of N points no longer fits one thread block, so the N-point FFT is split as
 N = M1 * M2 (four-step FFT, ``kernels/fftconv/fftconv_outer.cu``):
@@ -24,7 +24,9 @@ import torch
 from torch import Tensor
 
 from .kernels_api import cached_kernel_spectrum, contiguous_or_none, twiddle_tables
-from .ops.fftconv import LONG_FFT_SIZES
+from .ops.fftconv import FUSED_FFT_SIZES, LONG_FFT_SIZES
+
+PLAN_SIZES = FUSED_FFT_SIZES[-1:] + LONG_FFT_SIZES  # 32K bf16 takes this path too (ops.fftconv.takes_long_path)
 
 MIN_INNER = 4096  # the fused kernel's time per point is lowest at 4K-8K (16K: ~1.5x as long)
 MAX_INNER = 8192
@@ -36,8 +38,8 @@ MAX_OUTER_GATED = 256  # the radix-32 stage's 96 KB tile plus the gate's would l
 def long_plan(fft_size: int, gated: bool = False) -> tuple[int, int]:
     """(M1, M2) with N = M1 * M2: the inner size M2 = clamp(N / 256, 4096, 8192) and M1 <= 512;
     with a gate M1 <= 256 (4M: M2 = 16384)."""
-    if fft_size not in LONG_FFT_SIZES:
-        raise ValueError(f"long fft size must be a power of two in [{LONG_FFT_SIZES[0]}, {LONG_FFT_SIZES[-1]}]")
+    if fft_size not in PLAN_SIZES:
+        raise ValueError(f"long fft size must be a power of two in [{PLAN_SIZES[0]}, {PLAN_SIZES[-1]}]")
     inner = min(MAX_INNER, max(MIN_INNER, fft_size // OUTER_TARGET))
     inner = max(inner, fft_size // (MAX_OUTER_GATED if gated else MAX_OUTER))
     return fft_size // inner, inner

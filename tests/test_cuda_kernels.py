@@ -237,10 +237,11 @@ def test_fftconv_unsupported_falls_back_visibly():
     assert last_backend()[0] == "reference" and "fft_size" in last_backend()[1]
 
 
-def test_fftconv_large_tensor_64bit_offsets():
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])  # long path / fused kernel at 32K
+def test_fftconv_large_tensor_64bit_offsets(dtype):
     """B*H*L > 2^31 elements: offsets must not overflow 32 bits."""
     B, H, L, N = 64, 1025, 32768, 32768
-    u = torch.randn(B, H, L, device="cuda", dtype=torch.bfloat16)
+    u = torch.randn(B, H, L, device="cuda", dtype=dtype)
     k = decaying_filter(H, 64)
     y = fftconv(u, k, fft_size=N, circular=True)
     assert last_backend() == ("cuda", "")
@@ -250,6 +251,21 @@ def test_fftconv_large_tensor_64bit_offsets():
         assert rel_err(y[b:b + 1, h:h + 1], ref) < TOL[torch.bfloat16], (b, h)
     del u, y
     torch.cuda.empty_cache()
+
+
+def test_32k_bf16_takes_the_long_path_fp16_the_fused_kernel(monkeypatch):
+    import longconv_models.kernels_long as kl
+
+    calls = []
+    long_fwd, long_bwd = kl.long_fwd_cuda, kl.long_bwd_cuda
+    monkeypatch.setattr(kl, "long_fwd_cuda", lambda *a, **kw: calls.append("fwd") or long_fwd(*a, **kw))
+    monkeypatch.setattr(kl, "long_bwd_cuda", lambda *a, **kw: calls.append("bwd") or long_bwd(*a, **kw))
+    k = decaying_filter(3, 300).requires_grad_()
+    for dtype, expected in [(torch.bfloat16, ["fwd", "bwd"]), (torch.float16, [])]:
+        calls.clear()
+        u = torch.randn(3, 3, 16384, device="cuda", dtype=dtype, requires_grad=True)
+        fftconv(u, k, fft_size=32768).float().sum().backward()
+        assert calls == expected and last_backend("fftconv_bwd") == ("cuda", ""), dtype
 
 
 # ---- long sequences (64K .. 4M): outer passes + fused kernel ----------------------------------

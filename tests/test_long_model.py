@@ -110,12 +110,20 @@ def test_long_filter_gradient_model_matches_reference(N):
     assert (dk_f - ref).norm() / ref.norm() < 1e-5
 
 
+def test_long_path_sizes():
+    from longconv_models.ops.fftconv import takes_long_path
+
+    assert takes_long_path(2**16, torch.float16) and takes_long_path(2**22, torch.bfloat16)
+    assert takes_long_path(2**15, torch.bfloat16) and not takes_long_path(2**15, torch.float16)
+    assert not takes_long_path(2**14, torch.bfloat16)
+
+
 def test_long_plan_and_chunks_cover_every_row_once():
-    for N in LONG_FFT_SIZES:
+    for N in (32768,) + LONG_FFT_SIZES:
         M1, M2 = long_plan(N)
         assert M1 * M2 == N and 2 <= M1 <= 512 and 4096 <= M2 <= 8192
     with pytest.raises(ValueError):
-        long_plan(32768)
+        long_plan(16384)
     for B, H, budget in [(7, 5, 1 << 30), (1, 1, 1 << 20), (64, 768, 64 << 20), (3, 1000, 1 << 22)]:
         seen = torch.zeros((B + 1) // 2, H, dtype=torch.int64)
         for p0, pairs, h0, hs in chunk_plan(B, H, 2**20, True, budget):

@@ -1,4 +1,4 @@
-// Outer passes of the long-sequence FFT convolution (N = M1 * M2 > 32K points).
+// Outer passes of the long-sequence FFT convolution (N = M1 * M2 >= 32K points).
 //
 // The N-point FFT of z = x_b + i x_{b+1} (two batch rows, as in the fused kernel) is split as
 // n = n1*M2 + n2, k = k1 + M1*k2 (four-step FFT):
@@ -10,10 +10,11 @@
 // are scaled by 1/sqrt(M1) (unitary, like every stage of the inner kernel), so the intermediate
 // keeps the input's magnitude and is stored in bf16.
 //
-// The M1-point DFT (M1 = Ra*Rb <= 512) of a column is itself two register stages with one
-// exchange through shared memory: n1 = Rb*a + b, k1 = ka + Ra*kb. A block owns C consecutive
-// columns n2 of one pair and one channel; threads take consecutive columns, so every global
-// access of a warp is a contiguous run.
+// The M1-point DFT (M1 = Ra*Rb <= 512) of a column is one register stage for M1 <= 16, else two
+// (Ra = 16, Rb <= 32) with one exchange through shared memory: n1 = Rb*a + b, k1 = ka + Ra*kb.
+// A block owns C consecutive columns n2 of one pair and one channel. Global memory moves only as
+// 16-byte chunks of contiguous row segments (asynchronous copies into shared memory, zero-filled
+// past L), with 2-byte accesses as the fallback for rows that are not 16-byte aligned.
 #include "../common/device.cuh"
 #include "fftconv.h"
 
