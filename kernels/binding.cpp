@@ -162,8 +162,8 @@ torch::Tensor filter_to_slots(const torch::Tensor& k, const c10::optional<torch:
                               const c10::optional<torch::Tensor>& bias, const torch::Tensor& twiddle, int64_t fft_size) {
   CHECK_CUDA_TENSOR(k, "k");
   CHECK_CUDA_TENSOR(twiddle, "twiddle");
-  TORCH_CHECK(fft_size >= 256 && fft_size <= 32768 && (fft_size & (fft_size - 1)) == 0,
-              "filter_to_slots: fft_size must be a power of two in [256, 32768], got ", fft_size);
+  TORCH_CHECK(fft_size >= 256 && fft_size <= 8192 && (fft_size & (fft_size - 1)) == 0,
+              "filter_to_slots: fft_size must be a power of two in [256, 8192], got ", fft_size);
   TORCH_CHECK(k.scalar_type() == torch::kFloat32 && k.dim() == 2 && k.size(1) <= fft_size && k.size(1) > 0,
               "k must be (H, Lk) float32 with 0 < Lk <= fft_size, got ", k.sizes(), " ", k.scalar_type());
   TORCH_CHECK(twiddle.scalar_type() == torch::kFloat32 && twiddle.numel() == fft_size,
@@ -338,7 +338,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fftconv_bwd", &fftconv_bwd, "fused FFT convolution, backward: (du, dk_f or raw slot accumulators, dpre, dpost)");
   m.def("fftconv_outer", &fftconv_outer, "long-sequence path: one outer FFT pass over a chunk");
   m.def("spectrum_to_slots", &spectrum_to_slots, "filter spectrum -> kernel slot layout");
-  m.def("filter_to_slots", &filter_to_slots, "time-domain filter -> kernel slot layout (fused sizes)");
+  m.def("filter_to_slots", &filter_to_slots, "time-domain filter -> kernel slot layout (N <= 8192)");
   m.def("slots_to_spectrum_grad", &slots_to_spectrum_grad, "long path: filter accumulators -> spectrum gradient");
   m.def("shortconv_fwd", &shortconv_fwd, "short depthwise conv1d (reverse_taps: its input gradient)");
   m.def("shortconv_wgrad", &shortconv_wgrad, "short depthwise conv1d weight/bias gradient partial sums");

@@ -166,7 +166,7 @@ def test_direct_route_matches_the_custom_op_route():
         assert rel_err(a, c) < 1e-3
 
 
-@pytest.mark.parametrize("N", FUSED_FFT_SIZES)
+@pytest.mark.parametrize("N", [n for n in FUSED_FFT_SIZES if n <= 8192])
 def test_filter_to_slots_matches_rfft_layout(N):
     """The one-launch filter transform equals rfft + the slot permutation (float64 reference)."""
     from longconv_models.kernels_api import filter_slots_cuda, kernel_spectrum

@@ -80,36 +80,79 @@ cudaError_t launch_spectrum_to_slots(const float2* k_f, float2* k_slots, int H, 
 // The filter straight from the time domain, for the fused sizes: the circular filter
 //   buf[t] = k[t] (t < Lk) + k_rev[N-1-t] (N-1-t < Lr) + bias (t = 0)
 // transformed in fp32 and written in slot order (what rfft + spectrum_to_slots give, in one
-// launch instead of four). One block per channel; the real N-point FFT is an N/2-point complex FFT
-// of (buf[2n], buf[2n+1]), in place in shared memory (bit-reversed load, radix-2 DIT stages), then
-// split into the even/odd spectra. `twiddle` holds W_N^j for j < N/2.
+// launch instead of four). The real N-point FFT is an M = N/2-point complex FFT of
+// (buf[2n], buf[2n+1]): Stockham autosort passes (natural order in and out, ping-pong between two
+// shared buffers), radix 2, 4 or 8 first and then radix 16, each a register DFT, so log2(M)
+// radix-2 stages take at most 4 barriers; then the split into even/odd spectra. M/4 threads per
+// channel (the passes use M/R of them; loads and the slot-order output all), max(1, 512 / M)
+// channels per block. `twiddle` holds W_N^j for j < N/2.
+constexpr int kFilterMaxM = 4096;  // N <= 8192 (64 KB of ping-pong buffers)
+
+template <int R>
+__device__ __forceinline__ void stockham_pass(const float2* src, float2* dst, int M, int Ns, int t, int T,
+                                              const float2* __restrict__ twiddle) {
+  const int span = M / R, step = 2 * M / (Ns * R);  // W_{Ns R}^(jm r) = W_N^(step jm r)
+  for (int j = t; j < span; j += T) {
+    const int jm = j & (Ns - 1);
+    float re[R], im[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      float2 v = src[j + r * span];
+      if (r > 0 && jm > 0) {
+        const int e = step * jm * r;  // < 2M = N
+        const float2 w = e < M ? twiddle[e] : make_float2(-twiddle[e - M].x, -twiddle[e - M].y);
+        v = cmul(v, w);
+      }
+      re[r] = v.x;
+      im[r] = v.y;
+    }
+    small_dft<R, false>(re, im);
+    const int d = (j - jm) * R + jm;
+#pragma unroll
+    for (int r = 0; r < R; ++r) dst[d + r * Ns] = make_float2(re[r], im[r]);
+  }
+}
+
 __global__ void filter_to_slots_kernel(const float* __restrict__ k, int Lk, const float* __restrict__ k_rev, int Lr,
                                        const float* __restrict__ bias, const float2* __restrict__ twiddle,
-                                       float2* __restrict__ k_slots, int N) {
-  extern __shared__ float2 z[];
-  const int M = N / 2, log2M = __ffs(M) - 1, h = blockIdx.x;
-  const float* kh = k + static_cast<int64_t>(h) * Lk;
-  const float* rh = k_rev ? k_rev + static_cast<int64_t>(h) * Lr : nullptr;
-  const float b = bias ? bias[h] : 0.f;
-  auto tap = [&](int t) {
-    float v = t < Lk ? kh[t] : 0.f;
-    if (rh && N - 1 - t < Lr) v += rh[N - 1 - t];
-    return t == 0 ? v + b : v;
-  };
-  for (int n = threadIdx.x; n < M; n += blockDim.x) z[__brev(n) >> (32 - log2M)] = make_float2(tap(2 * n), tap(2 * n + 1));
+                                       float2* __restrict__ k_slots, int H, int N) {
+  extern __shared__ float2 smem[];
+  const int M = N / 2, T = M / 4, t = threadIdx.x % T, h = blockIdx.x * (blockDim.x / T) + threadIdx.x / T;
+  const bool active = h < H;  // idle channel slots of the last block still take part in the barriers
+  float2* z = smem + 2 * M * (threadIdx.x / T);
+  float2* buf = z + M;
+  if (active) {
+    const float* kh = k + static_cast<int64_t>(h) * Lk;
+    const float* rh = k_rev ? k_rev + static_cast<int64_t>(h) * Lr : nullptr;
+    const float b = bias ? bias[h] : 0.f;
+    auto tap = [&](int i) {
+      float v = i < Lk ? kh[i] : 0.f;
+      if (rh && N - 1 - i < Lr) v += rh[N - 1 - i];
+      return i == 0 ? v + b : v;
+    };
+    for (int n = t; n < M; n += T) z[n] = make_float2(tap(2 * n), tap(2 * n + 1));
+  }
   __syncthreads();
-  for (int span = 1; span < M; span *= 2) {  // butterflies (i0, i0 + span), twiddle W_{2 span}^j = W_N^(j M / span)
-    const int stride = M / span;
-    for (int bf = threadIdx.x; bf < M / 2; bf += blockDim.x) {
-      const int j = bf & (span - 1), i0 = 2 * (bf - j) + j;
-      const float2 a = z[i0], c = cmul(twiddle[j * stride], z[i0 + span]);
-      z[i0] = make_float2(a.x + c.x, a.y + c.y);
-      z[i0 + span] = make_float2(a.x - c.x, a.y - c.y);
+  const int log2M = __ffs(M) - 1, first = 1 << (log2M % 4);
+  int Ns = 1;
+  if (first > 1) {
+    if (active) {
+      if (first == 2) stockham_pass<2>(z, buf, M, 1, t, T, twiddle);
+      else if (first == 4) stockham_pass<4>(z, buf, M, 1, t, T, twiddle);
+      else stockham_pass<8>(z, buf, M, 1, t, T, twiddle);
     }
+    Ns = first;
+    float2* tmp = z; z = buf; buf = tmp;
     __syncthreads();
   }
+  for (; Ns < M; Ns *= 16) {
+    if (active) stockham_pass<16>(z, buf, M, Ns, t, T, twiddle);
+    float2* tmp = z; z = buf; buf = tmp;
+    __syncthreads();
+  }
+  if (!active) return;
   float2* out = k_slots + static_cast<int64_t>(h) * N;
-  for (int q = threadIdx.x; q < N; q += blockDim.x) {
+  for (int q = t; q < N; q += T) {
     const int f = slot_to_freq(q, N), g = f <= M ? f : N - f;  // half-spectrum bin
     const float2 zg = z[g & (M - 1)], zc = z[(M - g) & (M - 1)];
     const float2 even = make_float2(0.5f * (zg.x + zc.x), 0.5f * (zg.y - zc.y));  // (Z[g] + conj Z[M-g]) / 2
@@ -122,13 +165,16 @@ __global__ void filter_to_slots_kernel(const float* __restrict__ k, int Lk, cons
 
 cudaError_t launch_filter_to_slots(const float* k, int Lk, const float* k_rev, int Lr, const float* bias,
                                    const float2* twiddle, float2* k_slots, int H, int N, cudaStream_t stream) {
-  const int smem = 4 * N;  // up to 128 KB at N = 32K (those sizes are not launch-bound: set it per call)
+  const int M = N / 2;
+  if (M < 128 || M > kFilterMaxM) return cudaErrorInvalidValue;
+  const int per_channel = M / 4, channels = std::max(1, 128 / per_channel);
+  const int smem = channels * 2 * M * static_cast<int>(sizeof(float2));  // <= 32 KB (64 KB at N = 8192)
   if (smem > 48 * 1024) {
     const cudaError_t err = cudaFuncSetAttribute(filter_to_slots_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
     if (err != cudaSuccess) return err;
   }
-  const int threads = std::min(512, std::max(128, N / 8));
-  filter_to_slots_kernel<<<H, threads, smem, stream>>>(k, Lk, k_rev, Lr, bias, twiddle, k_slots, N);
+  filter_to_slots_kernel<<<(H + channels - 1) / channels, channels * per_channel, smem, stream>>>(
+      k, Lk, k_rev, Lr, bias, twiddle, k_slots, H, N);
   return cudaGetLastError();
 }
 
