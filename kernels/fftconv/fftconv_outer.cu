@@ -48,16 +48,6 @@ __device__ __forceinline__ void twiddle(float& re, float& im, float2 w) {
   re = r;
 }
 
-// v[r] *= w * step^r for r < R: one sincos per call site (step), the rest by recurrence.
-template <int R>
-__device__ __forceinline__ void twiddle_powers(float (&re)[R], float (&im)[R], float2 w, float2 step) {
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-    if (r > 0) w = cmul(w, step);
-    twiddle(re[r], im[r], w);
-  }
-}
-
 struct OuterIndex {
   int col0, hl, pl, h, b0, b1;
   int64_t row0, row1;  // element offsets of rows (b0, h), (b1, h); -1 past the batch
@@ -250,9 +240,12 @@ __global__ void __launch_bounds__(kOuterThreads, min_blocks<Rb>()) outer_forward
     float re[Ra], im[Ra];
     read_column<T, Ra, 1, C>(re, im, seg, gate_seg, 0, c, bad0, bad1);
     small_dft<Ra, false>(re, im);
-    twiddle_powers(re, im, make_float2(scale, 0.f), root<false>(n2, p.N));
+    const float2 step = root<false>(n2, p.N);
+    float2 w = make_float2(scale, 0.f);
 #pragma unroll
     for (int k1 = 0; k1 < M1; ++k1) {
+      if (k1 > 0) w = cmul(w, step);
+      twiddle(re[k1], im[k1], w);
       rows[k1 * C + c] = __float2bfloat16_rn(re[k1]);
       rows[(M1 + k1) * C + c] = __float2bfloat16_rn(im[k1]);
     }
@@ -266,9 +259,17 @@ __global__ void __launch_bounds__(kOuterThreads, min_blocks<Rb>()) outer_forward
       float re[Ra], im[Ra];
       read_column<T, Ra, Rb, C>(re, im, seg, gate_seg, b, c, bad0, bad1);
       small_dft<Ra, false>(re, im);
-      twiddle_powers(re, im, make_float2(1.f, 0.f), root<false>(b, M1));  // W_M1^(b ka)
+      // W_M1^(b ka) = step^ka: one sincos per item, not per element
+      const float2 step = root<false>(b, M1);
+      float2 w = make_float2(1.f, 0.f);
 #pragma unroll
-      for (int ka = 0; ka < Ra; ++ka) tile[(ka * Rb + b) * C + c] = make_float2(re[ka], im[ka]);
+      for (int ka = 0; ka < Ra; ++ka) {
+        if (ka > 0) {
+          w = cmul(w, step);
+          twiddle(re[ka], im[ka], w);
+        }
+        tile[(ka * Rb + b) * C + c] = make_float2(re[ka], im[ka]);
+      }
     }
     __syncthreads();
 
@@ -289,10 +290,12 @@ __global__ void __launch_bounds__(kOuterThreads, min_blocks<Rb>()) outer_forward
         im[b] = v.y;
       }
       small_dft<Rb, false>(re, im);
-      twiddle_powers(re, im, w_ka, step);
+      float2 w = w_ka;
 #pragma unroll
       for (int kb = 0; kb < Rb; ++kb) {
         const int k1 = ka + Ra * kb;
+        if (kb > 0) w = cmul(w, step);
+        twiddle(re[kb], im[kb], w);
         rows[k1 * C + c] = __float2bfloat16_rn(re[kb]);
         rows[(M1 + k1) * C + c] = __float2bfloat16_rn(im[kb]);
       }
@@ -345,12 +348,15 @@ __global__ void __launch_bounds__(kOuterThreads, min_blocks<Rb>()) outer_inverse
     static_assert(C == kOuterThreads, "one column per thread");
     const int c = threadIdx.x, n2 = ix.col0 + c;
     float re[Ra], im[Ra];
+    const float2 step = root<true>(n2, p.N);
+    float2 w = make_float2(scale, 0.f);
 #pragma unroll
     for (int k1 = 0; k1 < M1; ++k1) {
+      if (k1 > 0) w = cmul(w, step);
       re[k1] = __bfloat162float(rows[k1 * C + c]);
       im[k1] = __bfloat162float(rows[(M1 + k1) * C + c]);
+      twiddle(re[k1], im[k1], w);
     }
-    twiddle_powers(re, im, make_float2(scale, 0.f), root<true>(n2, p.N));
     small_dft<Ra, true>(re, im);
     write_column(re, im, 0, c);
   } else {
@@ -363,17 +369,26 @@ __global__ void __launch_bounds__(kOuterThreads, min_blocks<Rb>()) outer_inverse
     w_ka = make_float2(w_ka.x * scale, w_ka.y * scale);
     for (int ka = threadIdx.x / C; ka < Ra; ka += kStride, w_ka = cmul(w_ka, step_j)) {
       float re[Rb], im[Rb];
+      float2 w = w_ka;
 #pragma unroll
       for (int kb = 0; kb < Rb; ++kb) {
         const int k1 = ka + Ra * kb;
         re[kb] = __bfloat162float(rows[k1 * C + c]);
         im[kb] = __bfloat162float(rows[(M1 + k1) * C + c]);
+        if (kb > 0) w = cmul(w, step);
+        twiddle(re[kb], im[kb], w);
       }
-      twiddle_powers(re, im, w_ka, step);
       small_dft<Rb, true>(re, im);
-      twiddle_powers(re, im, make_float2(1.f, 0.f), root<true>(ka, M1));  // W_M1^(-b ka)
+      const float2 step1 = root<true>(ka, M1);
+      float2 w1 = make_float2(1.f, 0.f);
 #pragma unroll
-      for (int b = 0; b < Rb; ++b) tile[(b * Ra + ka) * C + c] = make_float2(re[b], im[b]);
+      for (int b = 0; b < Rb; ++b) {
+        if (b > 0) {
+          w1 = cmul(w1, step1);
+          twiddle(re[b], im[b], w1);
+        }
+        tile[(b * Ra + ka) * C + c] = make_float2(re[b], im[b]);
+      }
     }
     __syncthreads();
 
