@@ -150,10 +150,11 @@ _slots_cache = WeakIdKeyDictionary()
 def cached_kernel_spectrum(mod, k_f: Tensor, fft_size: int, outer: int = 1) -> Tensor:
     """:func:`kernel_spectrum` computed by the CUDA kernel, cached per spectrum tensor."""
     hit = _slots_cache.get(k_f)
-    if hit is not None and hit[0] == k_f._version and hit[1] == fft_size:
+    # the layout depends on the plan as well: 4M calls with and without gates split differently
+    if hit is not None and hit[0] == k_f._version and hit[1] == (fft_size, outer):
         return hit[2]
     slots = mod.spectrum_to_slots(k_f.detach().to(torch.complex64).contiguous(), fft_size, outer)
-    _slots_cache[k_f] = (k_f._version, fft_size, slots)
+    _slots_cache[k_f] = (k_f._version, (fft_size, outer), slots)
     return slots
 
 

@@ -313,6 +313,23 @@ def test_long_layout_kernels_match_reference_layout(N):
         assert rel_err(torch.view_as_real(got), torch.view_as_real(ref)) < 1e-6
 
 
+def test_long_spectrum_reused_across_plans():
+    """One FilterSpectrum at 4M without and with a gate: two inner layouts (512 x 8192 and
+    256 x 16384) from the same spectrum tensor, each right."""
+    from longconv_models import prepare_filter
+    from longconv_models.ops.reference import fftconv_ref
+
+    N, L = 2**22, 2**21
+    u = torch.randn(1, 2, L, device="cuda").bfloat16()
+    g = torch.rand(1, 2, L, device="cuda").bfloat16()
+    spec = prepare_filter(decaying_filter(2, 1000), L, fft_size=N)
+    for gate in (None, g, None):
+        y = fftconv(u, spec, post_gate=gate)
+        ref = fftconv_ref(u.double(), spec.spectrum.to(torch.complex128), None,
+                          None if gate is None else gate.double(), N)
+        assert rel_err(y, ref) < LONG_TOL, gate is not None
+
+
 def test_long_fftconv_chunked_equals_unchunked(monkeypatch):
     N = 2**17
     u, k, kw = fwd_case(5, 3, N // 2, N, torch.bfloat16, True, True)

@@ -110,6 +110,24 @@ def test_long_filter_gradient_model_matches_reference(N):
     assert (dk_f - ref).norm() / ref.norm() < 1e-5
 
 
+def test_slot_cache_is_per_layout():
+    """The cached slot spectrum is per (fft size, outer split): 4M calls with and without gates
+    use different splits of the same spectrum tensor."""
+    from longconv_models.kernels_api import cached_kernel_spectrum
+
+    class StandIn:
+        calls: list = []
+
+        def spectrum_to_slots(self, k_f, fft_size, outer):
+            self.calls.append(outer)
+            return torch.full((1,), float(outer))
+
+    mod, k_f = StandIn(), torch.zeros(2, 5, dtype=torch.complex64)
+    a, b = cached_kernel_spectrum(mod, k_f, 8, 256), cached_kernel_spectrum(mod, k_f, 8, 512)
+    assert a.item() == 256 and b.item() == 512
+    assert cached_kernel_spectrum(mod, k_f, 8, 512) is b and mod.calls == [256, 512]
+
+
 def test_long_path_sizes():
     from longconv_models.ops.fftconv import takes_long_path
 

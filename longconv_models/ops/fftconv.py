@@ -36,6 +36,11 @@ FUSED_FFT_SIZES = tuple(2**p for p in range(8, 16))  # 256 .. 32768: one block p
 LONG_FFT_SIZES = tuple(2**p for p in range(16, 23))  # 64K .. 4M: outer passes + fused kernel
 KERNEL_FFT_SIZES = FUSED_FFT_SIZES + LONG_FFT_SIZES
 
+KERNEL_DTYPES = (torch.bfloat16, torch.float16)
+# Up to this size the eager CUDA route transforms a time-domain filter with its own one-launch
+# kernel (host-bound sizes: saves ~70 us of rfft + layout calls); above, cuFFT is faster on device.
+FILTER_KERNEL_MAX_FFT_SIZE = 4096
+
 
 def takes_long_path(fft_size: int, dtype: torch.dtype) -> bool:
     """Whether a kernel call runs the long path (outer passes around the fused kernel at 4K-8K).
@@ -44,10 +49,6 @@ def takes_long_path(fft_size: int, dtype: torch.dtype) -> bool:
     fp16 keeps the fused kernel there: the long path's bf16 intermediate would lose fp16's extra
     precision."""
     return fft_size in LONG_FFT_SIZES or (fft_size == FUSED_FFT_SIZES[-1] and dtype == torch.bfloat16)
-KERNEL_DTYPES = (torch.bfloat16, torch.float16)
-# Up to this size the eager CUDA route transforms a time-domain filter with its own one-launch
-# kernel (host-bound sizes: saves ~70 us of rfft + layout calls); above, cuFFT is faster on device.
-FILTER_KERNEL_MAX_FFT_SIZE = 4096
 
 
 def next_power_of_two(n: int) -> int:
