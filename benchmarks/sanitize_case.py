@@ -16,9 +16,17 @@ for N, L in CASES:
         assert lcm.last_backend("fftconv_bwd")[0] == "cuda"
         if N == 2**22:  # without gates the 4M plan has M1 = 512
             lcm.fftconv(u, k, fft_size=N).sum().backward()
+with torch.no_grad():  # frequency-sparse inference: the low-band kernels (fused sizes, long path)
+    for N in (256, 4096, 65536):
+        u = torch.randn(3, 3, N // 2 - 3, device="cuda", dtype=torch.bfloat16)
+        lcm.fftconv(u, lcm.frequency_sparse(torch.randn(3, N // 2 - 3, device="cuda"), 0.25, N // 2 - 3))
+        assert lcm.last_backend() == ("cuda", "low band")
 for cl in (False, True):
-    x = torch.randn(2, 37, 13, device="cuda", dtype=torch.bfloat16, requires_grad=True)
-    w = torch.randn(37 if not cl else 13, 4, device="cuda", requires_grad=True)
-    lcm.short_conv(x, w, channels_last=cl).sum().backward()
+    for K, padding, dtype in ((4, "causal", torch.bfloat16), (3, "same", torch.float16), (8, "causal", torch.float32)):
+        x = torch.randn(2, 37, 13, device="cuda", dtype=dtype, requires_grad=True)
+        w = torch.randn(37 if not cl else 13, K, device="cuda", requires_grad=True)
+        lcm.short_conv(x, w, padding=padding, channels_last=cl).sum().backward()
+    x = torch.randn(2, 40, 24, device="cuda", dtype=torch.bfloat16, requires_grad=True)  # 16-byte paths
+    lcm.short_conv(x, torch.randn(40 if not cl else 24, 3, device="cuda"), channels_last=cl).sum().backward()
 torch.cuda.synchronize()
 print("sanitize cases done")

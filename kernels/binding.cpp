@@ -80,8 +80,16 @@ void finish_vec_ok(Params& p, std::initializer_list<const void*> ptrs) {
 
 torch::Tensor fftconv_fwd(const torch::Tensor& u, const torch::Tensor& k_slots,
                           const c10::optional<torch::Tensor>& pre, const c10::optional<torch::Tensor>& post,
-                          const torch::Tensor& tw_stage, const torch::Tensor& tw_core, int64_t fft_size) {
+                          const torch::Tensor& tw_stage, const torch::Tensor& tw_core, int64_t fft_size,
+                          const c10::optional<torch::Tensor>& lowband_dft) {
   Params p = make_params(u, k_slots, pre, post, tw_stage, tw_core, fft_size);
+  if (lowband_dft) {  // k_slots is then in the low-band slot order (the caller's contract)
+    CHECK_CUDA_TENSOR(*lowband_dft, "lowband_dft");
+    TORCH_CHECK(lowband_dft->scalar_type() == torch::kInt32 && lowband_dft->numel() == 32 * 12 &&
+                    lowband_dft->device() == u.device(),
+                "lowband_dft must be a (32, 12) int32 table on u's device");
+    p.lowband_dft = reinterpret_cast<const uint32_t*>(lowband_dft->data_ptr<int32_t>());
+  }
   const c10::cuda::CUDAGuard guard(u.device());
   auto y = torch::empty_like(u);
   p.y = y.data_ptr();
@@ -139,7 +147,7 @@ void check_split(int64_t fft_size, int64_t outer) {
 }
 
 // Filter spectrum -> kernel slot layout: (H, N, 2) for outer = 1, (H, outer, N/outer, 2) else.
-torch::Tensor spectrum_to_slots(const torch::Tensor& k_f, int64_t fft_size, int64_t outer) {
+torch::Tensor spectrum_to_slots(const torch::Tensor& k_f, int64_t fft_size, int64_t outer, bool low_band) {
   CHECK_CUDA_TENSOR(k_f, "k_f");
   TORCH_CHECK(k_f.scalar_type() == torch::kComplexFloat && k_f.dim() == 2 && k_f.size(1) == fft_size / 2 + 1,
               "k_f must be (H, fft_size/2+1) complex64, got ", k_f.sizes(), " ", k_f.scalar_type());
@@ -151,7 +159,7 @@ torch::Tensor spectrum_to_slots(const torch::Tensor& k_f, int64_t fft_size, int6
                             : torch::empty({k_f.size(0), outer, fft_size / outer, 2}, f32);
   const cudaError_t err = longconv::fftconv::launch_spectrum_to_slots(
       reinterpret_cast<const float2*>(k_f.data_ptr()), reinterpret_cast<float2*>(k_slots.data_ptr<float>()),
-      static_cast<int>(k_f.size(0)), static_cast<int>(fft_size), static_cast<int>(outer),
+      static_cast<int>(k_f.size(0)), static_cast<int>(fft_size), static_cast<int>(outer), low_band,
       c10::cuda::getCurrentCUDAStream());
   TORCH_CHECK(err == cudaSuccess, "spectrum_to_slots launch failed: ", cudaGetErrorString(err));
   return k_slots;
@@ -334,10 +342,13 @@ torch::Tensor shortconv_wgrad(const torch::Tensor& x, const torch::Tensor& dy, i
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "longconv_models CUDA kernels";
-  m.def("fftconv_fwd", &fftconv_fwd, "fused FFT convolution, forward");
+  m.def("fftconv_fwd", &fftconv_fwd, "fused FFT convolution, forward (lowband_dft: a low-band filter)",
+        py::arg("u"), py::arg("k_slots"), py::arg("pre"), py::arg("post"), py::arg("tw_stage"), py::arg("tw_core"),
+        py::arg("fft_size"), py::arg("lowband_dft") = py::none());
   m.def("fftconv_bwd", &fftconv_bwd, "fused FFT convolution, backward: (du, dk_f or raw slot accumulators, dpre, dpost)");
   m.def("fftconv_outer", &fftconv_outer, "long-sequence path: one outer FFT pass over a chunk");
-  m.def("spectrum_to_slots", &spectrum_to_slots, "filter spectrum -> kernel slot layout");
+  m.def("spectrum_to_slots", &spectrum_to_slots, "filter spectrum -> kernel slot layout", py::arg("k_f"),
+        py::arg("fft_size"), py::arg("outer"), py::arg("low_band") = false);
   m.def("filter_to_slots", &filter_to_slots, "time-domain filter -> kernel slot layout (N <= 8192)");
   m.def("slots_to_spectrum_grad", &slots_to_spectrum_grad, "long path: filter accumulators -> spectrum gradient");
   m.def("shortconv_fwd", &shortconv_fwd, "short depthwise conv1d (reverse_taps: its input gradient)");

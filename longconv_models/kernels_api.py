@@ -45,18 +45,25 @@ def _lane_slot_coords() -> tuple[np.ndarray, np.ndarray]:
     return row, col
 
 
+# The low-band layout: the core's output column c holds the top digit LOW_BAND_COLUMNS[c], so
+# the band |f| < N/4 (top digits 12..15, 0..3) is the first 8-column mma tile (see core_low_band
+# in fftconv_kernel.cuh).
+LOW_BAND_COLUMNS = (np.arange(16) + 12) % 16
+
+
 @functools.lru_cache(maxsize=None)
-def slot_frequencies(fft_size: int, outer: int = 1) -> np.ndarray:
+def slot_frequencies(fft_size: int, outer: int = 1, low_band: bool = False) -> np.ndarray:
     """Frequency held by each kernel slot (int64 array of length N, a permutation of 0..N-1).
 
     ``outer = M1 > 1``: the long path's layout (M1 rows of the fused kernel's slots for
-    M2 = N / M1 points), row k1 slot q holding frequency k1 + M1 * slot_frequencies(M2)[q]."""
+    M2 = N / M1 points), row k1 slot q holding frequency k1 + M1 * slot_frequencies(M2)[q].
+    ``low_band``: the order the kernel takes a low-band filter in (zero at |f| >= N/4)."""
     if outer > 1:
-        inner = slot_frequencies(fft_size // outer)
+        inner = slot_frequencies(fft_size // outer, 1, low_band)
         return (np.arange(outer)[:, None] + outer * inner[None, :]).reshape(-1)
     r0, r1 = fft_plan(fft_size)
     row, col = _lane_slot_coords()
-    core_freq = row + 16 * col  # core digit order: k_core = a + 16 b
+    core_freq = row + 16 * (LOW_BAND_COLUMNS[col] if low_band else col)  # core digit order: k_core = a + 16 b
     tiles = fft_size // CORE
     tau = np.arange(tiles)
     k0, k1 = tau // r1, tau % r1
@@ -66,9 +73,9 @@ def slot_frequencies(fft_size: int, outer: int = 1) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=None)
-def _slot_index(fft_size: int, device: torch.device, outer: int = 1) -> tuple[Tensor, Tensor, Tensor]:
+def _slot_index(fft_size: int, device: torch.device, outer: int = 1, low_band: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """Gather indices into the half spectrum, conjugation mask, and inverse permutation."""
-    freq = slot_frequencies(fft_size, outer)
+    freq = slot_frequencies(fft_size, outer, low_band)
     half = np.minimum(freq, fft_size - freq)
     conj = freq > fft_size // 2
     inverse = np.argsort(freq)
@@ -80,13 +87,13 @@ def _slot_index(fft_size: int, device: torch.device, outer: int = 1) -> tuple[Te
 # compute the same in one pass each (the GPU tests compare them); these are the definitions.
 
 
-def kernel_spectrum(k_f: Tensor, fft_size: int, outer: int = 1) -> Tensor:
+def kernel_spectrum(k_f: Tensor, fft_size: int, outer: int = 1, low_band: bool = False) -> Tensor:
     """(H, N//2+1) complex rfft spectrum -> (H, N, 2) fp32 full spectrum in kernel slot order
     ((H, M1, N/M1, 2) for the long path's ``outer = M1``).
 
     The imaginary parts of DC and Nyquist are dropped (as irfft does), so the full spectrum is
     Hermitian and the two rows sharing an FFT never leak into each other."""
-    half, conj, _ = _slot_index(fft_size, k_f.device, outer)
+    half, conj, _ = _slot_index(fft_size, k_f.device, outer, low_band)
     k_f = k_f.to(torch.complex64)
     keep_imag = torch.ones(k_f.shape[-1], device=k_f.device)
     keep_imag[0] = 0
@@ -147,15 +154,45 @@ def twiddle_tables(device: torch.device) -> tuple[Tensor, Tensor]:
 _slots_cache = WeakIdKeyDictionary()
 
 
-def cached_kernel_spectrum(mod, k_f: Tensor, fft_size: int, outer: int = 1) -> Tensor:
+def cached_kernel_spectrum(mod, k_f: Tensor, fft_size: int, outer: int = 1, low_band: bool = False) -> Tensor:
     """:func:`kernel_spectrum` computed by the CUDA kernel, cached per spectrum tensor."""
     hit = _slots_cache.get(k_f)
     # the layout depends on the plan as well: 4M calls with and without gates split differently
-    if hit is not None and hit[0] == k_f._version and hit[1] == (fft_size, outer):
+    layout = (fft_size, outer, low_band)
+    if hit is not None and hit[0] == k_f._version and hit[1] == layout:
         return hit[2]
-    slots = mod.spectrum_to_slots(k_f.detach().to(torch.complex64).contiguous(), fft_size, outer)
-    _slots_cache[k_f] = (k_f._version, (fft_size, outer), slots)
+    slots = mod.spectrum_to_slots(k_f.detach().to(torch.complex64).contiguous(), fft_size, outer, low_band)
+    _slots_cache[k_f] = (k_f._version, layout, slots)
     return slots
+
+
+def _pack16(values: np.ndarray, dtype: torch.dtype) -> np.ndarray:
+    """float pairs (..., 2) -> int32 words of two 16-bit values (the first in the low half),
+    rounded to nearest as the kernel's pack2 does."""
+    bits = torch.from_numpy(values.astype(np.float32)).to(dtype).view(torch.int16).numpy().astype(np.uint16)
+    words = bits[..., 0].astype(np.uint32) | (bits[..., 1].astype(np.uint32) << 16)
+    return words.view(np.int32)
+
+
+@functools.lru_cache(maxsize=None)
+def lowband_dft_table(device: torch.device, dtype: torch.dtype) -> Tensor:
+    """The low-band core's DFT fragments (``LowBandDft`` in fftconv_kernel.cuh), (32, 12) int32:
+    per lane (g = lane // 4, t = lane % 4), with F'[j][c] = exp(-2 pi i j perm(c) / 16) / 4 and
+    perm = LOW_BAND_COLUMNS[:8]:
+    B' (rows 2t, 2t+1 | 2t+8, 2t+9, column g) as real, imaginary, negated imaginary, then
+    A' (row g | g+8, columns 2t, 2t+1) likewise."""
+    perm = LOW_BAND_COLUMNS[:8]
+    lane = np.arange(32)
+    g, t = lane // 4, lane % 4
+    f = lambda j, c: np.exp(-2j * np.pi * j * perm[c] / 16) / 4  # noqa: E731
+    pair = lambda z0, z1: np.stack([z0, z1], -1)  # noqa: E731
+    b = [pair(f(2 * t + 8 * h, g), f(2 * t + 8 * h + 1, g)) for h in range(2)]  # reg h: k-half h
+    a = [pair(f(g + 8 * h, 2 * t), f(g + 8 * h, 2 * t + 1)) for h in range(2)]  # reg h: rows g + 8h
+    words = []
+    for regs in (b, a):
+        for part in (np.real, np.imag, lambda z: -np.imag(z)):
+            words += [_pack16(part(regs[h]), dtype) for h in range(2)]
+    return torch.from_numpy(np.stack(words, 1)).to(device)
 
 
 def contiguous_or_none(t: Tensor | None) -> Tensor | None:
@@ -191,6 +228,15 @@ def fftconv_bwd_slots(mod, dy: Tensor, u: Tensor, k_slots: Tensor, pre_gate, pos
 def fftconv_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int) -> Tensor:
     k_slots = cached_kernel_spectrum(mod, k_f, fft_size)
     return fftconv_fwd_slots(mod, u, k_slots, contiguous_or_none(pre_gate), contiguous_or_none(post_gate), fft_size)
+
+
+def low_band_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int) -> Tensor:
+    """Forward with a low-band filter (``k_f`` zero at bins >= N/4): the kernel skips half of its
+    core's last DFT stage."""
+    k_slots = cached_kernel_spectrum(mod, k_f, fft_size, 1, True)
+    tw_stage, tw_core = twiddle_tables(u.device)
+    return mod.fftconv_fwd(u, k_slots, contiguous_or_none(pre_gate), contiguous_or_none(post_gate), tw_stage, tw_core,
+                           fft_size, lowband_dft_table(u.device, u.dtype))
 
 
 def fftconv_bwd_cuda(mod, dy: Tensor, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int):

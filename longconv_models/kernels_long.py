@@ -23,7 +23,7 @@ import os
 import torch
 from torch import Tensor
 
-from .kernels_api import cached_kernel_spectrum, contiguous_or_none, twiddle_tables
+from .kernels_api import cached_kernel_spectrum, contiguous_or_none, lowband_dft_table, twiddle_tables
 from .ops.fftconv import FUSED_FFT_SIZES, LONG_FFT_SIZES
 
 PLAN_SIZES = FUSED_FFT_SIZES[-1:] + LONG_FFT_SIZES  # 32K bf16 takes this path too (ops.fftconv.takes_long_path)
@@ -82,14 +82,19 @@ def chunk_plan(
     )
 
 
-def long_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int, gated=None, k_slots=None) -> Tensor:
+def long_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int, gated=None, k_slots=None,
+                  low_band: bool = False) -> Tensor:
     """y = post * conv(pre * u). ``gated`` picks the plan (default: whether a gate is given; the
-    backward passes its own with its ``k_slots``)."""
+    backward passes its own with its ``k_slots``). ``low_band``: ``k_f`` is zero at bins >= N/4,
+    so every inner row's filter is zero at |f2| >= M2/4 and the inner kernel skips half of its
+    core's last DFT stage."""
     B, H, _ = u.shape
     gated = pre_gate is not None or post_gate is not None if gated is None else gated
     M1, M2 = long_plan(fft_size, gated)
     tw_stage, tw_core = twiddle_tables(u.device)
-    k_slots = cached_kernel_spectrum(mod, k_f, fft_size, M1) if k_slots is None else k_slots
+    lowband_dft = lowband_dft_table(u.device, torch.bfloat16) if low_band else None  # the inner rows are bf16
+    if k_slots is None:
+        k_slots = cached_kernel_spectrum(mod, k_f, fft_size, M1, low_band)
     pre_gate, post_gate = contiguous_or_none(pre_gate), contiguous_or_none(post_gate)
     y = torch.empty_like(u)
     bad_rows = torch.zeros(B, H, dtype=torch.int32, device=u.device)
@@ -98,7 +103,7 @@ def long_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: in
         rows = torch.empty(2 * pairs, hs * M1, M2, dtype=torch.bfloat16, device=u.device)
         mod.fftconv_outer(u, pre_gate, rows, bad_rows, fft_size, M1, p0, h0, False)
         k_chunk = k_slots[h0 : h0 + hs].view(hs * M1, M2, 2)
-        rows = mod.fftconv_fwd(rows, k_chunk, None, None, tw_stage, tw_core, M2)
+        rows = mod.fftconv_fwd(rows, k_chunk, None, None, tw_stage, tw_core, M2, lowband_dft)
         mod.fftconv_outer(y, post_gate, rows, bad_rows, fft_size, M1, p0, h0, True)
     return y
 

@@ -375,16 +375,62 @@ def test_long_fftconv_4m_single_row_and_60gb_batch():
     torch.cuda.empty_cache()
 
 
-@pytest.mark.parametrize("N", [1024, 2**17])
-def test_frequency_sparse_filter_on_the_kernels(N):
+SPARSE_CASES = [(n, torch.bfloat16) for n in FUSED_FFT_SIZES + (2**16, 2**18)] + [
+    (n, torch.float16) for n in (256, 2048, 8192, 32768, 2**16)
+]
+
+
+@pytest.mark.parametrize("N,dtype", SPARSE_CASES)
+@pytest.mark.parametrize("keep", [0.5, 0.25, 0.1])
+@pytest.mark.parametrize("gated", [False, True])
+def test_frequency_sparse_low_band_kernel(N, dtype, keep, gated):
+    """Inference with a frequency-sparse filter runs the low-band kernels (half of the core's last
+    DFT stage) and matches the float64 reference of the same sparse filter; with grad the dense
+    kernels run and agree."""
     from longconv_models import frequency_sparse
 
-    u = torch.randn(3, 4, N // 2, device="cuda").bfloat16()
-    k, bias = decaying_filter(4, N // 2), torch.randn(4, device="cuda")
-    y = fftconv(u, frequency_sparse(k, 0.25, N // 2, bias=bias))
+    B, H, L = 3, 5, N // 2 - 3
+    u, k, kw = fwd_case(B, H, L, N, dtype, gated, bias=False)
+    spec = frequency_sparse(k, keep, L, fft_size=N)
+    assert spec.low_band
+    poison_allocator(8 * u.numel() * u.element_size())
+    with torch.no_grad():
+        y = fftconv(u, spec, **kw)
+    assert last_backend() == ("cuda", "low band")
+    ref_spec = frequency_sparse(k.double(), keep, L, fft_size=N)
+    ref = fftconv(u.double(), ref_spec, **{n: t.double() for n, t in kw.items()})
+    assert torch.isfinite(y).all()
+    err = rel_err(y, ref)
+    print(f"N={N} {dtype} keep={keep} gated={gated}: low-band rel err {err:.2e}")
+    tol = LONG_TOL if N in LONG_FFT_SIZES else TOL[dtype]  # the long path's intermediates are bf16
+    assert err < tol
+    dense = fftconv(u.clone().requires_grad_(), spec, **kw)  # the dense kernel (training route)
     assert last_backend() == ("cuda", "")
-    ref = fftconv(u.double(), frequency_sparse(k.double(), 0.25, N // 2, bias=bias.double()))
+    assert rel_err(dense.detach(), ref) < tol
+
+
+def test_frequency_sparse_with_d_term_runs_dense():
+    from longconv_models import frequency_sparse
+
+    u = torch.randn(2, 3, 500, device="cuda").bfloat16()
+    k, bias = decaying_filter(3, 500), torch.randn(3, device="cuda")
+    with torch.no_grad():
+        y = fftconv(u, frequency_sparse(k, 0.25, 500, bias=bias))
+    assert last_backend() == ("cuda", "")
+    ref = fftconv(u.double(), frequency_sparse(k.double(), 0.25, 500, bias=bias.double()))
     assert rel_err(y, ref) < TOL[torch.bfloat16]
+
+
+def test_frequency_sparse_low_band_nan_isolated():
+    from longconv_models import frequency_sparse
+
+    u = torch.randn(4, 3, 1000, device="cuda").bfloat16()
+    u[1, 2, 17] = float("nan")
+    spec = frequency_sparse(decaying_filter(3, 1000), 0.25, 1000)
+    with torch.no_grad():
+        y = fftconv(u, spec)
+    assert last_backend() == ("cuda", "low band")
+    assert torch.isnan(y[1, 2]).all() and torch.isfinite(y[0]).all() and torch.isfinite(y[1, :2]).all()
 
 
 # ---- short conv ------------------------------------------------------------------------------

@@ -28,13 +28,14 @@ class FakeExtension:
         assert k.dtype == torch.float32 and k.is_contiguous() and twiddle.shape == (N // 2, 2)
         return torch.zeros(k.shape[0], N, 2)
 
-    def spectrum_to_slots(self, k_f, N, outer):
-        self.calls.append("spectrum_to_slots")
+    def spectrum_to_slots(self, k_f, N, outer, low_band=False):
+        self.calls.append("spectrum_to_slots" + (" (low band)" if low_band else ""))
         return torch.zeros(k_f.shape[0], N, 2)
 
-    def fftconv_fwd(self, u, k_slots, pre, post, tw_stage, tw_core, N):
-        self.calls.append("fftconv_fwd")
+    def fftconv_fwd(self, u, k_slots, pre, post, tw_stage, tw_core, N, lowband_dft=None):
+        self.calls.append("fftconv_fwd" + (" (low band)" if lowband_dft is not None else ""))
         assert k_slots.shape == (u.shape[1], N, 2)
+        assert lowband_dft is None or lowband_dft.shape == (32, 12)
         return torch.zeros_like(u)
 
     def fftconv_bwd(self, dy, u, k_slots, pre, post, tw_stage, tw_core, N, raw):
@@ -94,3 +95,24 @@ def test_short_conv_direct_route_calls_and_gradients(fake):
     with torch.no_grad():
         lcm.short_conv(x, w, b)
     assert fake.calls == [("shortconv_fwd", False)]
+
+
+@pytest.mark.parametrize("keep,bias,low_band", [(0.5, False, True), (0.1, False, True), (0.6, False, False),
+                                               (0.25, True, False)])
+def test_frequency_sparse_inference_takes_the_low_band_kernel(fake, monkeypatch, keep, bias, low_band):
+    """At >= 50% sparsity without a separate D term, inference calls run the low-band kernel (its
+    own slot layout); with grad, a D term or lower sparsity, the dense kernel."""
+    monkeypatch.setattr(kernels_api, "lowband_dft_table", lambda device, dtype: torch.zeros(32, 12, dtype=torch.int32))
+    N, H = 1024, 4
+    u = torch.randn(3, H, 500).bfloat16()
+    spec = lcm.frequency_sparse(torch.randn(H, 500), keep, 500, bias=torch.randn(H) if bias else None, fft_size=N)
+    with torch.no_grad():
+        lcm.fftconv(u, spec)
+    if low_band:
+        assert fake.calls == ["spectrum_to_slots (low band)", "fftconv_fwd (low band)"]
+        assert lcm.last_backend() == ("cuda", "low band")
+    else:
+        assert fake.calls == ["spectrum_to_slots", "fftconv_fwd"]
+    fake.calls.clear()
+    lcm.fftconv(u.clone().requires_grad_(), spec)  # training: dense
+    assert fake.calls[-1] == "fftconv_fwd"

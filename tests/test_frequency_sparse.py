@@ -27,7 +27,7 @@ def test_frequency_sparse_equals_direct_conv_with_lowpassed_taps(keep, with_bias
     if bias is not None:  # D stays a pointwise term
         ref = ref + bias[None, :, None] * u
     assert rel_err(y, ref) < 1e-10
-    assert mask.sum().item() == round(keep * (N // 2)) + 1
+    assert mask.sum().item() == max(1, int(keep * (N // 2 + 1)))
 
 
 def test_frequency_sparse_gradients_flow_to_taps_and_bias():
@@ -63,3 +63,32 @@ def test_hyena_operator_frequency_sparse_switch():
     assert torch.equal(op(x), dense)
     with pytest.raises(ValueError):
         op.filter_fn.sparsify_frequencies(0)
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.25, 0.1, 0.51])
+def test_low_band_flag(keep):
+    """At >= 50% sparsity without a separate D term the spectrum is marked low-band, and it is
+    zero from bin N/4 up; with a D term (flat over all frequencies) it is not."""
+    N, H = 512, 3
+    k = torch.randn(H, 200, dtype=torch.float64)
+    spec = frequency_sparse(k, keep, 200, fft_size=N)
+    assert spec.low_band == (keep <= 0.5)
+    if spec.low_band:
+        assert spec.spectrum[:, N // 4 :].abs().max() == 0
+    assert not frequency_sparse(k, keep, 200, bias=torch.randn(H, dtype=torch.float64), fft_size=N).low_band
+    assert frequency_sparse(prepare_filter(k, 200, fft_size=N), keep).low_band == (keep <= 0.5)  # D folded: masked too
+
+
+@pytest.mark.parametrize("N,outer", [(256, 1), (4096, 1), (32768, 1), (65536, 8), (2**22, 512)])
+def test_low_band_layout_puts_the_band_in_one_mma_tile(N, outer):
+    """In the low-band slot order, slots s < 4 of every lane (the core's first 8-column tile) hold
+    exactly the frequencies |f| < N/4 and slots s >= 4 the rest."""
+    import numpy as np
+
+    from longconv_models.kernels_api import slot_frequencies
+
+    freq = slot_frequencies(N, outer, low_band=True)
+    assert np.array_equal(np.sort(freq), np.arange(N))
+    in_band = np.minimum(freq, N - freq) < N // 4
+    first_tile = (np.arange(N) % 8) < 4
+    assert np.array_equal(in_band | (freq == 3 * N // 4), first_tile)  # 3N/4: the tile's edge, a zero bin

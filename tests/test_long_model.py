@@ -118,7 +118,7 @@ def test_slot_cache_is_per_layout():
     class StandIn:
         calls: list = []
 
-        def spectrum_to_slots(self, k_f, fft_size, outer):
+        def spectrum_to_slots(self, k_f, fft_size, outer, low_band=False):
             self.calls.append(outer)
             return torch.full((1,), float(outer))
 

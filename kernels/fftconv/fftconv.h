@@ -32,6 +32,10 @@ struct Params {
   float2* s_partial = nullptr; // (chunks, H, P, N): per-block filter-gradient accumulators
 
   const float2* k_slots = nullptr;   // (H, N) full filter spectrum in kernel slot order
+  // Forward only. A frequency-sparse filter whose spectrum is zero at |f| >= N/4, in the low-band
+  // slot order (the core's columns rotated, kernels_api.slot_frequencies(low_band=True)): the
+  // core computes half of its last DFT stage. lowband_dft holds its DFT fragments (32 lanes x 12).
+  const uint32_t* lowband_dft = nullptr;
   const float2* tw_stage = nullptr;  // (16, 32, 8) radix-16 stage twiddles, lane order
   const float2* tw_core = nullptr;   // (16, 32, 8) the same twiddles at the core's output slots
 };
@@ -66,8 +70,10 @@ cudaError_t launch_backward(const Params& p, DType dtype, cudaStream_t stream);
 cudaError_t launch_outer_pass(const OuterParams& p, DType dtype, bool inverse, cudaStream_t stream);
 
 // Filter spectrum (H, N/2+1) complex -> full Hermitian spectrum in kernel slot order: (H, N) for
-// the fused kernel (M1 = 1), (H, M1, N/M1) for the long path's inner rows.
-cudaError_t launch_spectrum_to_slots(const float2* k_f, float2* k_slots, int H, int N, int M1, cudaStream_t stream);
+// the fused kernel (M1 = 1), (H, M1, N/M1) for the long path's inner rows; low_band: the
+// low-band slot order (Params::lowband_dft).
+cudaError_t launch_spectrum_to_slots(const float2* k_f, float2* k_slots, int H, int N, int M1, bool low_band,
+                                     cudaStream_t stream);
 cudaError_t launch_filter_to_slots(const float* k, int Lk, const float* k_rev, int Lr, const float* bias,
                                    const float2* twiddle, float2* k_slots, int H, int N, cudaStream_t stream);
 // Backward accumulators (chunks, H, P, N) in slot order (M1 = 1; for M1 > 1 the long path's

@@ -1,12 +1,27 @@
-// Forward instantiations: 2 dtypes x 4 first-stage radices.
+// Forward instantiations: 2 dtypes x 4 first-stage radices x (dense, low-band filter).
 #include "fftconv_launch.cuh"
 
 namespace longconv::fftconv {
 
 template <typename T, int R0>
 struct ForwardKernel {
-  static auto get() { return &fftconv_forward_kernel<T, R0>; }
+  static auto get() { return &fftconv_forward_kernel<T, R0, false>; }
 };
+// A separate instantiation, so that the dense kernel's register allocation is not shared with it.
+template <typename T, int R0>
+struct LowBandForwardKernel {
+  static auto get() { return &fftconv_forward_kernel<T, R0, true>; }
+};
+
+template <template <typename, int> class KernelOf>
+cudaError_t launch_forward_with(const Params& p, DType dtype, cudaStream_t stream) {
+  Geometry geo{};
+  with_kernel<KernelOf>(p.N, dtype, [&](auto kernel) {
+    geo = geometry_of(kernel, p, 2);
+    return cudaSuccess;
+  });
+  return with_kernel<KernelOf>(p.N, dtype, [&](auto kernel) { return launch_with(kernel, p, geo, stream); });
+}
 
 Geometry geometry_forward(const Params& p, DType dtype) {
   Geometry geo{};
@@ -18,8 +33,8 @@ Geometry geometry_forward(const Params& p, DType dtype) {
 }
 
 cudaError_t launch_forward(const Params& p, DType dtype, cudaStream_t stream) {
-  const Geometry geo = geometry_forward(p, dtype);
-  return with_kernel<ForwardKernel>(p.N, dtype, [&](auto kernel) { return launch_with(kernel, p, geo, stream); });
+  return p.lowband_dft != nullptr ? launch_forward_with<LowBandForwardKernel>(p, dtype, stream)
+                                  : launch_forward_with<ForwardKernel>(p, dtype, stream);
 }
 
 // Full-spectrum value at frequency f of a real filter from v, its half-spectrum value at bin
@@ -38,10 +53,12 @@ __device__ __forceinline__ float2 hermitian_at(const float2* __restrict__ row, i
 }
 
 // M1 = 1: one thread per slot.
-__global__ void spectrum_to_slots_kernel(const float2* __restrict__ k_f, float2* __restrict__ k_slots, int N) {
+__global__ void spectrum_to_slots_kernel(const float2* __restrict__ k_f, float2* __restrict__ k_slots, int N,
+                                         bool low_band) {
   const int q = blockIdx.x * blockDim.x + threadIdx.x, h = blockIdx.y;
   if (q >= N) return;
-  k_slots[static_cast<int64_t>(h) * N + q] = hermitian_at(k_f + static_cast<int64_t>(h) * (N / 2 + 1), slot_to_freq(q, N), N);
+  k_slots[static_cast<int64_t>(h) * N + q] =
+      hermitian_at(k_f + static_cast<int64_t>(h) * (N / 2 + 1), slot_to_freq(q, N, low_band), N);
 }
 
 // M1 > 1: a block owns Q = 4096 / M1 consecutive slots q of every row k1 (a 4096-value tile).
@@ -51,13 +68,13 @@ __global__ void spectrum_to_slots_kernel(const float2* __restrict__ k_f, float2*
 constexpr int kSlotTileValues = 4096;
 
 __global__ void spectrum_to_slot_rows_kernel(const float2* __restrict__ k_f, float2* __restrict__ k_slots, int N,
-                                             int M1) {
+                                             int M1, bool low_band) {
   extern __shared__ float2 tile[];  // [Q][M1 + 1]
   const int M2 = N / M1, Q = kSlotTileValues / M1, q0 = blockIdx.x * Q, h = blockIdx.y;
   const float2* row = k_f + static_cast<int64_t>(h) * (N / 2 + 1);
   for (int e = threadIdx.x; e < kSlotTileValues; e += blockDim.x) {
     const int i = e / M1, k1 = e % M1;
-    tile[i * (M1 + 1) + k1] = hermitian_at(row, k1 + M1 * slot_to_freq(q0 + i, M2), N);
+    tile[i * (M1 + 1) + k1] = hermitian_at(row, k1 + M1 * slot_to_freq(q0 + i, M2, low_band), N);
   }
   __syncthreads();
   for (int e = threadIdx.x; e < kSlotTileValues; e += blockDim.x) {
@@ -66,13 +83,14 @@ __global__ void spectrum_to_slot_rows_kernel(const float2* __restrict__ k_f, flo
   }
 }
 
-cudaError_t launch_spectrum_to_slots(const float2* k_f, float2* k_slots, int H, int N, int M1, cudaStream_t stream) {
+cudaError_t launch_spectrum_to_slots(const float2* k_f, float2* k_slots, int H, int N, int M1, bool low_band,
+                                     cudaStream_t stream) {
   if (M1 == 1) {
-    spectrum_to_slots_kernel<<<dim3((N + 255) / 256, H), 256, 0, stream>>>(k_f, k_slots, N);
+    spectrum_to_slots_kernel<<<dim3((N + 255) / 256, H), 256, 0, stream>>>(k_f, k_slots, N, low_band);
   } else {  // 2 <= M1 <= 512 and M2 = N / M1 >= 4096: Q = 4096 / M1 divides M2
     const int Q = kSlotTileValues / M1;
     const size_t smem = sizeof(float2) * Q * (M1 + 1);  // 33-40 KB
-    spectrum_to_slot_rows_kernel<<<dim3(N / M1 / Q, H), 256, smem, stream>>>(k_f, k_slots, N, M1);
+    spectrum_to_slot_rows_kernel<<<dim3(N / M1 / Q, H), 256, smem, stream>>>(k_f, k_slots, N, M1, low_band);
   }
   return cudaGetLastError();
 }

@@ -57,7 +57,8 @@ struct Dft16 {
 };
 
 // What the core does in the frequency domain.
-enum class CoreMode { kConv, kSaveSpectrum, kSaveSpectrumConv, kGradConv };
+// kConvLowBand: the forward conv of a low-band filter (Params::lowband_dft).
+enum class CoreMode { kConv, kConvLowBand, kSaveSpectrum, kSaveSpectrumConv, kGradConv };
 
 // What a load phase reads: x = src * mul (mul optional), per batch row.
 struct LoadSpec {
@@ -70,6 +71,28 @@ struct StoreSpec {
   const void* mul0;
   void* out1;
   const void* mul1;
+};
+
+// DFT fragments of the low-band core (see Params::lowband_dft), per lane: B' = F[:, perm] as the
+// B operand of the last forward stage's one n-tile (real, imaginary, negated imaginary; two
+// k-halves each) and A' = F[:, perm] as the k = 8 A operand of the first inverse stage, with
+// perm = (12, 13, 14, 15, 0, 1, 2, 3): the columns of the low band |f| < N/4.
+struct LowBandDft {
+  uint32_t br[2], bi[2], bni[2], ar[2], ai[2], ani[2];
+  __device__ __forceinline__ void load(const uint32_t* table, int lane) {
+    const uint4* src = reinterpret_cast<const uint4*>(table + 12 * lane);
+    const uint4 a = __ldg(src), b = __ldg(src + 1), c = __ldg(src + 2);
+    br[0] = a.x, br[1] = a.y, bi[0] = a.z, bi[1] = a.w;
+    bni[0] = b.x, bni[1] = b.y, ar[0] = b.z, ar[1] = b.w;
+    ai[0] = c.x, ai[1] = c.y, ani[0] = c.z, ani[1] = c.w;
+  }
+  // the same block selection as Dft16::right (forward) and Dft16::inv (inverse)
+  __device__ __forceinline__ const uint32_t (&right(int ks, int po) const)[2] {
+    return ks == po ? br : (ks == 0 ? bi : bni);
+  }
+  __device__ __forceinline__ const uint32_t (&inv(int mt, int ks) const)[2] {
+    return mt == ks ? ar : (mt == 0 ? ai : ani);
+  }
 };
 
 // Shared memory of a block: the complex planes of the P pairs of a step, the staging rows
@@ -461,8 +484,10 @@ struct Block {
     }
   }
 
-  // Core forward: 256-point FFT of the tile at `base` -> this lane's 8 spectrum slots.
-  __device__ __forceinline__ void core_forward(float2 (&zs)[8], int pair, int tile) const {
+  // Core forward: 256-point FFT of the tile at `base` -> this lane's 8 spectrum slots (kLow: the
+  // 4 slots of the low band, columns permuted by lb).
+  template <bool kLow = false>
+  __device__ __forceinline__ void core_forward(float2 (&zs)[8], int pair, int tile, const LowBandDft* lb = nullptr) const {
     uint32_t bx[2][2][2];
     const int e = in_tile(tile, tile_lds);
 #pragma unroll
@@ -497,33 +522,57 @@ struct Block {
     float z[4][4];  // z[2*part_out + bh]
 #pragma unroll
     for (int nt = 0; nt < 4; ++nt) {
+      if (kLow && (nt & 1)) continue;  // the low band is n-tile 0 of the permuted columns
 #pragma unroll
       for (int r = 0; r < 4; ++r) z[nt][r] = 0.f;
 #pragma unroll
       for (int ks = 0; ks < 2; ++ks) {
-        const uint32_t(&b)[4] = dft.right(ks, nt >> 1);
-        mma_16816<T>(z[nt], a2[ks], b[nt & 1], b[2 + (nt & 1)]);
+        if constexpr (kLow) {
+          const uint32_t(&b)[2] = lb->right(ks, nt >> 1);
+          mma_16816<T>(z[nt], a2[ks], b[0], b[1]);
+        } else {
+          const uint32_t(&b)[4] = dft.right(ks, nt >> 1);
+          mma_16816<T>(z[nt], a2[ks], b[nt & 1], b[2 + (nt & 1)]);
+        }
       }
     }
 #pragma unroll
-    for (int s = 0; s < 8; ++s) zs[s] = make_float2(z[s >> 2][s & 3], z[2 + (s >> 2)][s & 3]);
+    for (int s = 0; s < (kLow ? 4 : 8); ++s) zs[s] = make_float2(z[s >> 2][s & 3], z[2 + (s >> 2)][s & 3]);
   }
 
   // Core inverse: 8 spectrum slots per lane -> inverse 256-point FFT -> 16-bit tile at `base`
   // (times the conjugate radix-16 stage twiddles `tw_epi` when that stage exists).
-  __device__ __forceinline__ void core_inverse(const float2 (&zs)[8], int pair, int tile, const float2 (&tw_epi)[8]) const {
-    // S3: inverse DFT over b; the transposed accumulators are B operands
+  template <bool kLow = false>
+  __device__ __forceinline__ void core_inverse(const float2 (&zs)[8], int pair, int tile, const float2 (&tw_epi)[8],
+                                               const LowBandDft* lb = nullptr) const {
+    // S3: inverse DFT over b; the transposed accumulators are B operands (kLow: only the first
+    // k-half is nonzero, so k = 8 matmuls with the permuted A')
     uint32_t b3[2][2][2];  // [part][a-half][reg]; slot s = 4*bh + r holds (re, im) of z[bh].r
 #pragma unroll
     for (int ah = 0; ah < 2; ++ah)
 #pragma unroll
-      for (int bh = 0; bh < 2; ++bh) {
+      for (int bh = 0; bh < (kLow ? 1 : 2); ++bh) {
         const float2 lo = zs[4 * bh + 2 * ah], hi = zs[4 * bh + 2 * ah + 1];
         b3[0][ah][bh] = pack2<T>(lo.x, hi.x);
         b3[1][ah][bh] = pack2<T>(lo.y, hi.y);
       }
     float d3[2][2][4];
-    dft_rows<true>(d3, b3);
+    if constexpr (kLow) {
+#pragma unroll
+      for (int mt = 0; mt < 2; ++mt)
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt) {
+#pragma unroll
+          for (int r = 0; r < 4; ++r) d3[mt][nt][r] = 0.f;
+#pragma unroll
+          for (int ks = 0; ks < 2; ++ks) {
+            const uint32_t(&a)[2] = lb->inv(mt, ks);
+            mma_1688<T>(d3[mt][nt], a[0], a[1], b3[ks][nt][0]);
+          }
+        }
+    } else {
+      dft_rows<true>(d3, b3);
+    }
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
@@ -601,6 +650,27 @@ struct Block {
     }
   }
 
+  // The core of a low-band filter (forward conv): half of the last forward DFT stage, 4 filter
+  // slots, k = 8 matmuls in the first inverse stage.
+  __device__ void core_low_band(int pair, int tile, const LowBandDft& lb) const {
+    const int slot_off = (tile * 32 + lane) * 8;
+    float2 kv[4];
+    const float4* k_src = reinterpret_cast<const float4*>(p.k_slots + static_cast<int64_t>(h) * N + slot_off);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+      const float4 f = __ldg(k_src + i);
+      kv[2 * i] = make_float2(f.x, f.y);
+      kv[2 * i + 1] = make_float2(f.z, f.w);
+    }
+    float2 tw_epi[8];
+    if (stage1) load8(tw_epi, p.tw_core + ((tile % 16) * 32 + lane) * 8);
+    float2 zs[8];
+    core_forward<true>(zs, pair, tile, &lb);
+#pragma unroll
+    for (int s = 0; s < 4; ++s) zs[s] = cmul(zs[s], kv[s]);
+    core_inverse<true>(zs, pair, tile, tw_epi, &lb);
+  }
+
   // One FFT -> (frequency-domain work) -> inverse FFT pass over the P pairs starting at pair0.
   // While it computes, the input rows of the next pass (next_ld at next_pair0 >= 0) are fetched.
   template <CoreMode kMode>
@@ -616,7 +686,13 @@ struct Block {
       stage16<false>();
       __syncthreads();
     }
-    for (int it = warp; it < P << log_tiles; it += kWarps) core<kMode>(it >> log_tiles, it & (tiles - 1), first_step);
+    if constexpr (kMode == CoreMode::kConvLowBand) {
+      LowBandDft lb;
+      lb.load(p.lowband_dft, lane);
+      for (int it = warp; it < P << log_tiles; it += kWarps) core_low_band(it >> log_tiles, it & (tiles - 1), lb);
+    } else {
+      for (int it = warp; it < P << log_tiles; it += kWarps) core<kMode>(it >> log_tiles, it & (tiles - 1), first_step);
+    }
     __syncthreads();
     if constexpr (kMode == CoreMode::kSaveSpectrum) return;
     if (stage1) {
@@ -628,8 +704,9 @@ struct Block {
   }
 };
 
-template <typename T, int R0>
+template <typename T, int R0, bool kLowBand>
 __global__ void __launch_bounds__(kThreads, 2) fftconv_forward_kernel(const __grid_constant__ Params p) {
+  constexpr CoreMode kMode = kLowBand ? CoreMode::kConvLowBand : CoreMode::kConv;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const Block<T, R0> blk(p, smem_raw);
   const int P = p.pairs_per_step;
@@ -639,7 +716,7 @@ __global__ void __launch_bounds__(kThreads, 2) fftconv_forward_kernel(const __gr
   if (p.use_staging && blockIdx.y < n_steps) blk.prefetch(ld, blockIdx.y * P);
   for (int step = blockIdx.y; step < n_steps; step += gridDim.y) {
     const int next = step + gridDim.y;
-    blk.template pass<CoreMode::kConv>(ld, st, step * P, 0, ld, next < n_steps ? next * P : -1, step == blockIdx.y);
+    blk.template pass<kMode>(ld, st, step * P, 0, ld, next < n_steps ? next * P : -1, step == blockIdx.y);
   }
 }
 

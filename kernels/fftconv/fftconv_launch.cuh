@@ -20,13 +20,15 @@ __host__ __device__ inline int radix0(int N) {  // R0 of N = R0 * R1 * 256 (R1 =
 inline int pairs_per_step(int N, int B) { return std::max(1, std::min(8192 / N, (B + 1) / 2)); }
 
 // Slot q = tile*256 + lane*8 + s of the kernel's spectrum layout -> frequency (see
-// kernels_api.slot_frequencies), and back.
-__host__ __device__ inline int slot_to_freq(int q, int N) {
+// kernels_api.slot_frequencies), and back. The low-band order rotates the core's output columns
+// by 4 (column c holds the top digit (c - 4) mod 16), so |f| < N/4 is the first 8-column tile.
+__host__ __device__ inline int slot_to_freq(int q, int N, bool low_band = false) {
   const int r0 = radix0(N), r1 = N / (kCore * r0);
   const int tile = q / kCore, lane = (q / 8) % 32, s = q % 8;
   const int g = lane / 4, t = lane % 4, bh = s / 4, r = s % 4;
   const int row = g + 8 * (r / 2), col = 8 * bh + 2 * t + r % 2;
-  return tile / r1 + r0 * (tile % r1) + r0 * r1 * (row + 16 * col);
+  const int digit = low_band ? (col + 12) % 16 : col;
+  return tile / r1 + r0 * (tile % r1) + r0 * r1 * (row + 16 * digit);
 }
 __host__ __device__ inline int freq_to_slot(int f, int N) {
   const int r0 = radix0(N), r1 = N / (kCore * r0);

@@ -8,7 +8,8 @@
 namespace longconv::shortconv {
 namespace {
 
-// ---- channels-first (B, H, L): a block owns kTile timesteps of one row ----------------------
+// ---- channels-first (B, H, L) --------------------------------------------------------------
+// Weight gradient: a block owns kTile timesteps of one row, staged in shared memory.
 constexpr int kThreadsCF = 128;
 constexpr int kPerThreadCF = 8;
 constexpr int kTile = kThreadsCF * kPerThreadCF;
@@ -52,31 +53,47 @@ __device__ __forceinline__ bool row_aligned(const Params& p, const void* base) {
   return p.L % (16 / sizeof(T)) == 0 && reinterpret_cast<uintptr_t>(base) % 16 == 0;
 }
 
-template <typename T>
-__global__ void __launch_bounds__(kThreadsCF) forward_cf(const __grid_constant__ Params p) {
-  __shared__ float xs[kWindow + kWindow / 32 + 1];
-  const int chunks = (p.L + kTile - 1) / kTile;
-  const int64_t row = blockIdx.x / chunks;  // b * H + h
-  const int t0 = (blockIdx.x % chunks) * kTile;
+// Forward: one thread per 8 outputs (a 16-byte chunk) of a row, no shared memory and no
+// barrier. With win = x[t0 - 8 .. t0 + 16) (chunks c - 1, c, c + 1 of the row),
+//   y[t0 + v] = bias + sum_m W[m] * win[v + m],  W[m] = w[m - 8 + pad_left]  (zero off [0, K)),
+// and m spans [kLo, kHi): [1, 9) for the causal conv (chunks c - 1 and c), [8, 16) for its input
+// gradient (pad_left = 0: chunks c and c + 1), [1, 16) otherwise. Neighbouring chunks are read
+// by neighbouring threads, so the extra loads hit in L1/L2.
+constexpr int kThreadsRow = 256;
+
+template <typename T, int kLo, int kHi>
+__global__ void __launch_bounds__(kThreadsRow) forward_cf(const __grid_constant__ Params p) {
+  const int chunks = (p.L + 7) / 8;
+  const int64_t gid = static_cast<int64_t>(blockIdx.x) * kThreadsRow + threadIdx.x;
+  if (gid >= static_cast<int64_t>(p.B) * p.H * chunks) return;
+  const int64_t row = gid / chunks;  // b * H + h
+  const int t0 = static_cast<int>(gid - row * chunks) * 8;
   const int h = static_cast<int>(row % p.H);
   const bool vec = row_aligned<T>(p, p.x) && row_aligned<T>(p, p.y);
-  stage_window(xs, static_cast<const T*>(p.x) + row * p.L, t0, p.L, vec);
-  float w[kMaxWidth];
+  const T* x = static_cast<const T*>(p.x) + row * p.L;
+  float prev[8] = {}, cur[8], next[8] = {};
+  if (kLo < 8 && t0 > 0) load_row<T, 8>(prev, x, t0 - 8, p.L, vec);
+  load_row<T, 8>(cur, x, t0, p.L, vec);
+  if (kHi > 9) load_row<T, 8>(next, x, t0 + 8, p.L, vec);  // zeros past L
+  float w[16];
 #pragma unroll
-  for (int j = 0; j < kMaxWidth; ++j) w[j] = j < p.K ? p.w[h * p.K + (p.reverse_taps ? p.K - 1 - j : j)] : 0.f;
+  for (int m = kLo; m < kHi; ++m) {
+    const int j = m - 8 + p.pad_left;
+    w[m] = (j >= 0 && j < p.K) ? p.w[h * p.K + (p.reverse_taps ? p.K - 1 - j : j)] : 0.f;
+  }
   const float b = p.bias ? p.bias[h] : 0.f;
-  __syncthreads();
-  float win[kPerThreadCF + kMaxWidth - 1], y[kPerThreadCF];
-  thread_window(win, xs, p.pad_left);
+  float y[8];
 #pragma unroll
-  for (int v = 0; v < kPerThreadCF; ++v) {
+  for (int v = 0; v < 8; ++v) {
     float acc = b;
 #pragma unroll
-    for (int j = 0; j < kMaxWidth; ++j) acc += w[j] * win[v + j];  // w[j] = 0 for j >= K
+    for (int m = kLo; m < kHi; ++m) {
+      const int i = v + m;  // compile-time: the window stays in registers
+      acc += w[m] * (i < 8 ? prev[i] : i < 16 ? cur[i - 8] : next[i - 16]);
+    }
     y[v] = acc;
   }
-  const int t = t0 + kPerThreadCF * threadIdx.x;
-  if (t < p.L) store_row<T, kPerThreadCF>(static_cast<T*>(p.y) + row * p.L, y, t, p.L, vec);
+  store_row<T, 8>(static_cast<T*>(p.y) + row * p.L, y, t0, p.L, vec);
 }
 
 template <typename T>
@@ -123,23 +140,31 @@ __global__ void __launch_bounds__(kThreadsCF) weight_grad_cf(const __grid_consta
 
 // ---- channels-last (B, L, H): a thread owns V channels and kSteps timesteps ------------------
 constexpr int kThreadsCL = 128;
-constexpr int kSteps = 64;
+// Forward runs: 32 steps, unrolled by 8 so that a group's loads are all in flight. Each thread
+// reads its V x K weights once (strided scalar loads: the costly part at 8 steps per thread).
+constexpr int kStepsForward = 32;
+constexpr int kUnrollForward = 8;
+constexpr int kStepsGrad = 64;    // the weight gradient writes one partial sum per run
 
-// The window holds x[t - pad_left + j - (kMaxWidth - K)] for j < kMaxWidth; the weights are
-// right-aligned (w_al[j] = w[j - (kMaxWidth - K)], zero before), so each step shifts by one and
-// loads into the last slot: compile-time indices only.
-template <typename T, int V>
+// The window holds x[t - pad_left + j - (kW - K)] for j < kW; the weights are right-aligned
+// (w_al[j] = w[j - (kW - K)], zero before), so each step shifts by one and loads into the last
+// slot: compile-time indices only. kW = 4 when K <= 4 (half the registers and FMAs), else 8.
+// Threads are numbered (b, run, channel group), channel groups fastest: a warp reads whole rows.
+template <typename T, int V, int kSteps>
 struct ChannelsLast {
   const Params& p;
-  int b, c0, t0;
-  __device__ ChannelsLast(const Params& params) : p(params) {
-    const int groups = p.H / V;
-    const int gid = blockIdx.x * kThreadsCL + threadIdx.x;
-    c0 = (gid % groups) * V;
-    t0 = blockIdx.y * kSteps;
-    b = blockIdx.z;
+  int b, run, c0, t0;
+  bool active;
+  __device__ explicit ChannelsLast(const Params& params) : p(params) {
+    const int groups = p.H / V, runs = (p.L + kSteps - 1) / kSteps;
+    const int64_t gid = static_cast<int64_t>(blockIdx.x) * kThreadsCL + threadIdx.x;
+    active = gid < static_cast<int64_t>(p.B) * runs * groups;
+    const int64_t rest = gid / groups;
+    c0 = static_cast<int>(gid - rest * groups) * V;
+    run = static_cast<int>(rest % runs);
+    b = static_cast<int>(rest / runs);
+    t0 = run * kSteps;
   }
-  __device__ bool active() const { return blockIdx.x * kThreadsCL + threadIdx.x < (p.H / V); }
 
   __device__ __forceinline__ void load(float (&x)[V], const void* base, int t) const {
     if (t < 0 || t >= p.L) {
@@ -172,11 +197,12 @@ struct ChannelsLast {
     }
   }
   // The window as of step t0 - 1 (every step first shifts, then loads its newest value).
-  __device__ __forceinline__ void init_window(float (&win)[kMaxWidth][V]) const {
-    const int first = t0 - 1 - p.pad_left - (kMaxWidth - p.K);
+  template <int kW>
+  __device__ __forceinline__ void init_window(float (&win)[kW][V]) const {
+    const int first = t0 - 1 - p.pad_left - (kW - p.K);
 #pragma unroll
-    for (int j = 0; j < kMaxWidth; ++j) {
-      if (j >= kMaxWidth - p.K) {
+    for (int j = 0; j < kW; ++j) {
+      if (j >= kW - p.K) {
         load(win[j], p.x, first + j);
       } else {
 #pragma unroll
@@ -184,52 +210,56 @@ struct ChannelsLast {
       }
     }
   }
-  __device__ __forceinline__ void shift_in(float (&win)[kMaxWidth][V], int t) const {
+  template <int kW>
+  __device__ __forceinline__ void shift_in(float (&win)[kW][V], int t) const {
 #pragma unroll
-    for (int j = 0; j < kMaxWidth - 1; ++j)
+    for (int j = 0; j < kW - 1; ++j)
 #pragma unroll
       for (int v = 0; v < V; ++v) win[j][v] = win[j + 1][v];
-    load(win[kMaxWidth - 1], p.x, t - p.pad_left + p.K - 1);
+    load(win[kW - 1], p.x, t - p.pad_left + p.K - 1);
   }
 };
 
-template <typename T, int V>
+template <typename T, int V, int kW>
 __global__ void __launch_bounds__(kThreadsCL) forward_cl(const __grid_constant__ Params p) {
-  const ChannelsLast<T, V> cl(p);
-  if (!cl.active()) return;
-  float w[kMaxWidth][V], bias[V], win[kMaxWidth][V];
+  const ChannelsLast<T, V, kStepsForward> cl(p);
+  if (!cl.active) return;
+  float w[kW][V], bias[V], win[kW][V];
 #pragma unroll
-  for (int j = 0; j < kMaxWidth; ++j)
+  for (int j = 0; j < kW; ++j)
 #pragma unroll
     for (int v = 0; v < V; ++v) {
-      const int src = j - (kMaxWidth - p.K);
+      const int src = j - (kW - p.K);
       w[j][v] = src >= 0 ? p.w[(cl.c0 + v) * p.K + (p.reverse_taps ? p.K - 1 - src : src)] : 0.f;
     }
 #pragma unroll
   for (int v = 0; v < V; ++v) bias[v] = p.bias ? p.bias[cl.c0 + v] : 0.f;
   cl.init_window(win);
-  const int t_end = min(cl.t0 + kSteps, p.L);
-  for (int t = cl.t0; t < t_end; ++t) {
-    cl.shift_in(win, t);
-    float y[V];
+  for (int i0 = 0; i0 < kStepsForward && cl.t0 + i0 < p.L; i0 += kUnrollForward) {
 #pragma unroll
-    for (int v = 0; v < V; ++v) {
-      float acc = bias[v];
+    for (int i = 0; i < kUnrollForward; ++i) {
+      const int t = cl.t0 + i0 + i;
+      cl.shift_in(win, t);  // reads zeros past L
+      float y[V];
 #pragma unroll
-      for (int j = 0; j < kMaxWidth; ++j) acc += w[j][v] * win[j][v];
-      y[v] = acc;
+      for (int v = 0; v < V; ++v) {
+        float acc = bias[v];
+#pragma unroll
+        for (int j = 0; j < kW; ++j) acc += w[j][v] * win[j][v];
+        y[v] = acc;
+      }
+      if (t < p.L) cl.store(y, t);
     }
-    cl.store(y, t);
   }
 }
 
 template <typename T, int V>
 __global__ void __launch_bounds__(kThreadsCL) weight_grad_cl(const __grid_constant__ Params p) {
-  const ChannelsLast<T, V> cl(p);
-  if (!cl.active()) return;
+  const ChannelsLast<T, V, kStepsGrad> cl(p);
+  if (!cl.active) return;
   float acc[kMaxWidth + 1][V] = {}, win[kMaxWidth][V];
   cl.init_window(win);
-  const int t_end = min(cl.t0 + kSteps, p.L);
+  const int t_end = min(cl.t0 + kStepsGrad, p.L);
   for (int t = cl.t0; t < t_end; ++t) {
     cl.shift_in(win, t);
     float g[V];
@@ -241,7 +271,7 @@ __global__ void __launch_bounds__(kThreadsCL) weight_grad_cl(const __grid_consta
       acc[kMaxWidth][v] += g[v];
     }
   }
-  const int64_t part = static_cast<int64_t>(cl.b) * gridDim.y + blockIdx.y;
+  const int64_t part = static_cast<int64_t>(cl.b) * ((p.L + kStepsGrad - 1) / kStepsGrad) + cl.run;
 #pragma unroll
   for (int v = 0; v < V; ++v) {
     float* out = p.dw_partial + (part * p.H + cl.c0 + v) * (p.K + 1);
@@ -253,7 +283,7 @@ __global__ void __launch_bounds__(kThreadsCL) weight_grad_cl(const __grid_consta
 }
 
 int cf_chunks(const Params& p) { return (p.L + kTile - 1) / kTile; }
-int cl_steps(const Params& p) { return (p.L + kSteps - 1) / kSteps; }
+int grad_runs(const Params& p) { return (p.L + kStepsGrad - 1) / kStepsGrad; }
 
 // Vector width of the channels-last kernels: 16 bytes when every row start is aligned.
 template <typename T>
@@ -263,35 +293,60 @@ bool cl_vectorized(const Params& p) {
   return p.H % V == 0 && aligned(p.x) && aligned(p.y) && aligned(p.dy);
 }
 
-template <typename T>
-cudaError_t launch_forward_t(const Params& p, cudaStream_t stream) {
-  if (!p.channels_last) {
-    const int64_t blocks = static_cast<int64_t>(p.B) * p.H * cf_chunks(p);
-    if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-    forward_cf<T><<<static_cast<unsigned>(blocks), kThreadsCF, 0, stream>>>(p);
+// Blocks of `threads` covering `work` threads (false if the grid would be too large).
+bool grid_for(int64_t work, int threads, unsigned& blocks) {
+  const int64_t n = (work + threads - 1) / threads;
+  blocks = static_cast<unsigned>(n);
+  return n > 0 && n <= 0x7fffffff;
+}
+
+template <typename T, int V>
+cudaError_t launch_forward_cl(const Params& p, cudaStream_t stream) {
+  unsigned blocks;
+  const int64_t runs = (p.L + kStepsForward - 1) / kStepsForward;
+  if (!grid_for(static_cast<int64_t>(p.B) * runs * (p.H / V), kThreadsCL, blocks)) return cudaErrorInvalidValue;
+  if (p.K <= 4) {
+    forward_cl<T, V, 4><<<blocks, kThreadsCL, 0, stream>>>(p);
   } else {
-    constexpr int V = 16 / sizeof(T);
-    if (cl_vectorized<T>(p)) {
-      forward_cl<T, V><<<dim3((p.H / V + kThreadsCL - 1) / kThreadsCL, cl_steps(p), p.B), kThreadsCL, 0, stream>>>(p);
-    } else {
-      forward_cl<T, 1><<<dim3((p.H + kThreadsCL - 1) / kThreadsCL, cl_steps(p), p.B), kThreadsCL, 0, stream>>>(p);
-    }
+    forward_cl<T, V, 8><<<blocks, kThreadsCL, 0, stream>>>(p);
   }
   return cudaGetLastError();
 }
 
 template <typename T>
-cudaError_t launch_weight_grad_t(const Params& p, cudaStream_t stream) {
+cudaError_t launch_forward_t(const Params& p, cudaStream_t stream) {
   if (!p.channels_last) {
-    const int64_t blocks = static_cast<int64_t>(p.B) * p.H * cf_chunks(p);
-    if (blocks > 0x7fffffff) return cudaErrorInvalidValue;
-    weight_grad_cf<T><<<static_cast<unsigned>(blocks), kThreadsCF, 0, stream>>>(p);
+    unsigned blocks;
+    if (!grid_for(static_cast<int64_t>(p.B) * p.H * ((p.L + 7) / 8), kThreadsRow, blocks)) return cudaErrorInvalidValue;
+    if (p.pad_left == p.K - 1) {
+      forward_cf<T, 1, 9><<<blocks, kThreadsRow, 0, stream>>>(p);  // causal
+    } else if (p.pad_left == 0) {
+      forward_cf<T, 8, 16><<<blocks, kThreadsRow, 0, stream>>>(p);  // anti-causal (its input gradient)
+    } else {
+      forward_cf<T, 1, 16><<<blocks, kThreadsRow, 0, stream>>>(p);
+    }
+    return cudaGetLastError();
+  }
+  constexpr int V = 16 / sizeof(T);
+  return cl_vectorized<T>(p) ? launch_forward_cl<T, V>(p, stream) : launch_forward_cl<T, 1>(p, stream);
+}
+
+template <typename T>
+cudaError_t launch_weight_grad_t(const Params& p, cudaStream_t stream) {
+  unsigned blocks;
+  if (!p.channels_last) {
+    if (!grid_for(static_cast<int64_t>(p.B) * p.H * cf_chunks(p) * kThreadsCF, kThreadsCF, blocks))
+      return cudaErrorInvalidValue;
+    weight_grad_cf<T><<<blocks, kThreadsCF, 0, stream>>>(p);
   } else {
     constexpr int V = 16 / sizeof(T);
-    if (cl_vectorized<T>(p)) {
-      weight_grad_cl<T, V><<<dim3((p.H / V + kThreadsCL - 1) / kThreadsCL, cl_steps(p), p.B), kThreadsCL, 0, stream>>>(p);
+    const bool vec = cl_vectorized<T>(p);
+    const int64_t groups = vec ? p.H / V : p.H;
+    if (!grid_for(static_cast<int64_t>(p.B) * grad_runs(p) * groups, kThreadsCL, blocks)) return cudaErrorInvalidValue;
+    if (vec) {
+      weight_grad_cl<T, V><<<blocks, kThreadsCL, 0, stream>>>(p);
     } else {
-      weight_grad_cl<T, 1><<<dim3((p.H + kThreadsCL - 1) / kThreadsCL, cl_steps(p), p.B), kThreadsCL, 0, stream>>>(p);
+      weight_grad_cl<T, 1><<<blocks, kThreadsCL, 0, stream>>>(p);
     }
   }
   return cudaGetLastError();
@@ -314,7 +369,7 @@ cudaError_t launch_forward(const Params& p, DType dtype, cudaStream_t stream) {
   return by_dtype(dtype, [&](auto tag) { return launch_forward_t<decltype(tag)>(p, stream); });
 }
 
-int weight_grad_partials(const Params& p) { return p.B * (p.channels_last ? cl_steps(p) : cf_chunks(p)); }
+int weight_grad_partials(const Params& p) { return p.B * (p.channels_last ? grad_runs(p) : cf_chunks(p)); }
 
 cudaError_t launch_weight_grad(const Params& p, DType dtype, cudaStream_t stream) {
   if (p.K < 1 || p.K > kMaxWidth) return cudaErrorInvalidValue;

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from ..ops.sparse import frequency_sparse, frequency_sparse_mask
+from ..ops.sparse import frequency_sparse, kept_bins
 
 
 class PositionalEmbedding(nn.Module):
@@ -168,8 +168,9 @@ class HyenaFilter(nn.Module):
 
     def sparsify_frequencies(self, keep: float) -> None:
         """Frequency-sparse convolution: keep the lowest ``keep`` fraction of the filter's rfft
-        bins (1.0: dense). See :func:`longconv_models.ops.frequency_sparse`."""
-        frequency_sparse_mask(2, keep)  # validates keep
+        bins (1.0: dense). The D term stays exact, so the kernels compute the dense product (see
+        :func:`longconv_models.ops.frequency_sparse`)."""
+        kept_bins(2, keep)  # validates keep
         self.frequency_keep = float(keep)
 
     def conv_args(self, L: int) -> dict:

@@ -78,11 +78,15 @@ class FilterSpectrum:
 
     Build it once with :func:`prepare_filter` and reuse it across calls (inference), or pass it
     to :func:`fftconv` in place of ``k``; gradients flow into ``spectrum`` if it requires grad.
+    ``low_band``: the spectrum is zero at every bin >= N/4 (set by
+    :func:`~longconv_models.ops.sparse.frequency_sparse` at >= 50% sparsity without a separate D
+    term); inference calls on CUDA then run kernels that skip half of their core's last DFT stage.
     """
 
     spectrum: Tensor
     fft_size: int
     circular: bool = False
+    low_band: bool = False
 
     @property
     def channels(self) -> int:
@@ -273,6 +277,16 @@ def fftconv(
         return _taps_fftconv_cuda(mod, u, pre_gate, post_gate, N, *taps)[0]
     if k_f is None:
         k_f = filter_spectrum(k.to(torch.float64) if u.dtype == torch.float64 else k, N, k_rev, bias)
+    if mod is not None and taps == () and k.low_band and not dispatch.needs_grad(u, k_f, pre_gate, post_gate):
+        # frequency-sparse inference: the kernels skip half of their core's last DFT stage
+        dispatch.record("fftconv", "cuda", "low band")
+        if takes_long_path(N, u.dtype):
+            from ..kernels_long import long_fwd_cuda
+
+            return long_fwd_cuda(mod, u, k_f, pre_gate, post_gate, N, low_band=True)
+        from ..kernels_api import low_band_fwd_cuda
+
+        return low_band_fwd_cuda(mod, u, k_f, pre_gate, post_gate, N)
     if mod is not None:
         if dispatch.needs_grad(u, k_f, pre_gate, post_gate):
             return _FFTConvFunction.apply(u, k_f, pre_gate, post_gate, N)

@@ -20,6 +20,7 @@ from ._checks import FLOAT_DTYPES, check_same_device, check_tensor
 from .reference import compute_dtypes
 
 MAX_KERNEL_WIDTH = 8  # widest filter the CUDA kernel takes; wider ones use the reference
+KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def pad_left_for(padding: str | int, width: int) -> int:
@@ -56,21 +57,34 @@ def short_conv(
         if weight.shape[1] != 1:
             raise ValueError(f"weight must be (H, K) or (H, 1, K) (depthwise), got {tuple(weight.shape)}")
         weight = weight[:, 0]
-    check_tensor("weight", weight, 2, FLOAT_DTYPES, shape=(H, None))
+    check_tensor("weight", weight, 2, FLOAT_DTYPES)
+    if weight.shape[0] != H:
+        raise ValueError(f"weight must have shape ({H}, *), got {tuple(weight.shape)}")
     if bias is not None:
-        check_tensor("bias", bias, 1, FLOAT_DTYPES, shape=(H,))
-    check_same_device("x", x, weight=weight, bias=bias)
+        check_tensor("bias", bias, 1, FLOAT_DTYPES)
+        if bias.shape[0] != H:
+            raise ValueError(f"bias must have shape ({H},), got {tuple(bias.shape)}")
     pad_left = pad_left_for(padding, weight.shape[1])
+    # The eager CUDA route first, with as little Python as possible: at H = 768 the kernel runs
+    # ~50 us and the host time before its launch shows in every eager call (the extension checks
+    # devices and shapes itself).
+    if x.dtype in KERNEL_DTYPES and weight.shape[1] <= MAX_KERNEL_WIDTH:
+        mod = dispatch.direct_module(x, weight, bias)
+        if mod is not None:
+            dispatch.record("short_conv", "cuda")
+            x = x.contiguous()
+            if weight.dtype != torch.float32 or not weight.is_contiguous():  # the kernel's weights are fp32
+                weight = weight.float().contiguous()
+            if bias is not None and (bias.dtype != torch.float32 or not bias.is_contiguous()):
+                bias = bias.float().contiguous()
+            if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
+                return _ShortConvFunction.apply(x, weight, bias, pad_left, channels_last)
+            return mod.shortconv_fwd(x, weight, bias, pad_left, channels_last, False)
+    check_same_device("x", x, weight=weight, bias=bias)
     real, _ = compute_dtypes(x.dtype)
     x, weight = x.contiguous(), weight.to(real).contiguous()
     bias = None if bias is None else bias.to(real).contiguous()
-    mod = dispatch.direct_module(x, weight, bias) if kernel_unsupported_reason(x, weight) is None else None
-    if mod is None:
-        return torch.ops.longconv.short_conv(x, weight, bias, pad_left, channels_last)
-    dispatch.record("short_conv", "cuda")  # kernel dtypes: weight and bias are fp32 here
-    if dispatch.needs_grad(x, weight, bias):
-        return _ShortConvFunction.apply(x, weight, bias, pad_left, channels_last)
-    return mod.shortconv_fwd(x, weight, bias, pad_left, channels_last, False)
+    return torch.ops.longconv.short_conv(x, weight, bias, pad_left, channels_last)
 
 
 # ---- reference ---------------------------------------------------------------------------------
@@ -102,7 +116,7 @@ def short_conv_bwd_ref(dy, x, weight, bias, pad_left, channels_last):
 # ---- custom ops ------------------------------------------------------------------------------
 def kernel_unsupported_reason(x: Tensor, weight: Tensor) -> str | None:
     """Why the CUDA kernel cannot take this call (``None`` if it can)."""
-    if x.dtype not in (torch.float32, torch.bfloat16, torch.float16):
+    if x.dtype not in KERNEL_DTYPES:
         return f"dtype {x.dtype}"
     if weight.shape[-1] > MAX_KERNEL_WIDTH:
         return f"kernel width {weight.shape[-1]} > {MAX_KERNEL_WIDTH}"

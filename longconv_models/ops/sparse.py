@@ -1,14 +1,18 @@
 """Frequency-sparse convolutions: the filter keeps only its lowest frequencies.
 
-``frequency_sparse(filter, keep)`` zeroes the rfft bins of the filter spectrum above
-``keep * N/2`` (a low-pass; DC is always kept), as in the FlashFFTConv paper's frequency-sparse
-convolutions; the skip term D stays exact. The result is a :class:`FilterSpectrum` that
-:func:`fftconv` takes in place of ``k``; gradients flow through the kept bins. ``keep = 0.25`` is
-75% sparsity.
+``frequency_sparse(filter, keep)`` zeroes the rfft bins of the filter spectrum from
+``int(keep * (N/2 + 1))`` up (a low-pass; DC is always kept), as in the FlashFFTConv paper's
+frequency-sparse convolutions; the skip term D stays exact. The result is a :class:`FilterSpectrum`
+that :func:`fftconv` takes in place of ``k``; gradients flow through the kept bins. ``keep = 0.25``
+is 75% sparsity.
 
-The kernels compute the dense product (the zero bins cost the same work): in their Monarch order
-the low-pass bins are spread over every 256-point core tile (the core's last DFT digit is the
-highest frequency digit), so skipping them needs a column-permuted core; see benchmarks/NOTES.md.
+At >= 50% sparsity the kept bins are all below N/4: the top digit of every kept frequency in the
+kernel's Monarch order is one of 8 of its 16 values, so the core's last forward DFT stage computes
+one of its two 8-column matmul tiles and the first inverse stage runs k = 8 matmuls
+(``FilterSpectrum.low_band``; inference calls on CUDA, fused and long paths). Sparser filters skip
+no more: the tile is the mma granularity. A separate D term (``bias``) is flat over all
+frequencies, so such a filter runs the dense kernels (adding D x in the time domain re-reads x
+and measured slower than the dense kernel); so does training (the spectrum requires grad).
 """
 
 from __future__ import annotations
@@ -19,13 +23,16 @@ from torch import Tensor
 from .fftconv import FilterSpectrum, prepare_filter
 
 
-def frequency_sparse_mask(fft_size: int, keep: float, device=None) -> Tensor:
-    """Boolean (N//2+1,) mask of the kept rfft bins: f <= round(keep * N/2)."""
+def kept_bins(fft_size: int, keep: float) -> int:
+    """Number of rfft bins (from DC up) a fraction ``keep`` of the N/2+1 bins keeps (at least 1)."""
     if not isinstance(keep, (int, float)) or isinstance(keep, bool) or not 0.0 < keep <= 1.0:
         raise ValueError(f"keep must be a fraction in (0, 1], got {keep!r}")
-    half = fft_size // 2
-    cutoff = max(0, round(keep * half))
-    return torch.arange(half + 1, device=device) <= cutoff
+    return max(1, int(keep * (fft_size // 2 + 1)))
+
+
+def frequency_sparse_mask(fft_size: int, keep: float, device=None) -> Tensor:
+    """Boolean (N//2+1,) mask of the kept rfft bins: f < int(keep * (N/2 + 1))."""
+    return torch.arange(fft_size // 2 + 1, device=device) < kept_bins(fft_size, keep)
 
 
 def frequency_sparse(
@@ -63,4 +70,5 @@ def frequency_sparse(
         if bias.shape != (spec.channels,):
             raise ValueError(f"bias must be ({spec.channels},), got {tuple(bias.shape)}")
         sparse = sparse + bias.to(sparse.real.dtype)[:, None]
-    return FilterSpectrum(sparse, spec.fft_size, spec.circular)
+    low_band = bias is None and kept_bins(spec.fft_size, keep) <= spec.fft_size // 4
+    return FilterSpectrum(sparse, spec.fft_size, spec.circular, low_band)
