@@ -56,9 +56,10 @@ __device__ __forceinline__ bool row_aligned(const Params& p, const void* base) {
 // Forward: one thread per 8 outputs (a 16-byte chunk) of a row, no shared memory and no
 // barrier. With win = x[t0 - 8 .. t0 + 16) (chunks c - 1, c, c + 1 of the row),
 //   y[t0 + v] = bias + sum_m W[m] * win[v + m],  W[m] = w[m - 8 + pad_left]  (zero off [0, K)),
-// and m spans [kLo, kHi): [1, 9) for the causal conv (chunks c - 1 and c), [8, 16) for its input
-// gradient (pad_left = 0: chunks c and c + 1), [1, 16) otherwise. Neighbouring chunks are read
-// by neighbouring threads, so the extra loads hit in L1/L2.
+// and m spans [kLo, kHi) ⊇ [8 - pad_left, 8 - pad_left + K): [1, 9) for the causal conv (chunks
+// c - 1 and c), [8, 16) for its input gradient (pad_left = 0: chunks c and c + 1), [5, 13) for
+// "same" padding (pad_left <= 3, K - pad_left <= 5), [1, 16) otherwise. Neighbouring chunks are
+// read by neighbouring threads, so the extra loads hit in L1/L2.
 constexpr int kThreadsRow = 256;
 
 template <typename T, int kLo, int kHi>
@@ -322,6 +323,8 @@ cudaError_t launch_forward_t(const Params& p, cudaStream_t stream) {
       forward_cf<T, 1, 9><<<blocks, kThreadsRow, 0, stream>>>(p);  // causal
     } else if (p.pad_left == 0) {
       forward_cf<T, 8, 16><<<blocks, kThreadsRow, 0, stream>>>(p);  // anti-causal (its input gradient)
+    } else if (p.pad_left <= 3 && p.K - p.pad_left <= 5) {
+      forward_cf<T, 5, 13><<<blocks, kThreadsRow, 0, stream>>>(p);  // "same" and its input gradient
     } else {
       forward_cf<T, 1, 16><<<blocks, kThreadsRow, 0, stream>>>(p);
     }

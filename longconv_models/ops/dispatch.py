@@ -61,7 +61,7 @@ def direct_module(*tensors: torch.Tensor | None):
     mode (not tracing or compiling), no functorch transform or torch function / dispatch mode
     active, every tensor a plain CUDA tensor (no subclass such as FakeTensor or DTensor), the
     kernels built. The caller has checked that the kernel takes the case, and records the choice."""
-    if not (_direct_calls and _kernels_enabled) or torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if not (_direct_calls and _kernels_enabled) or torch.compiler.is_compiling() or torch._C._is_tracing():
         return None
     if _transforms_or_modes_active():
         return None
