@@ -208,6 +208,19 @@ torch::Tensor filter_to_slots(const torch::Tensor& k, const c10::optional<torch:
   return k_slots;
 }
 
+// filter_to_slots + fftconv_fwd in one host call (the eager route for time-domain taps at the fused
+// sizes: one Python -> C++ round trip fewer per call): returns (y, k_slots).
+std::vector<torch::Tensor> fftconv_fwd_taps(const torch::Tensor& u, const torch::Tensor& k,
+                                            const c10::optional<torch::Tensor>& k_rev,
+                                            const c10::optional<torch::Tensor>& bias, const torch::Tensor& twiddle,
+                                            const c10::optional<torch::Tensor>& pre,
+                                            const c10::optional<torch::Tensor>& post, const torch::Tensor& tw_stage,
+                                            const torch::Tensor& tw_core, int64_t fft_size) {
+  auto k_slots = filter_to_slots(k, k_rev, bias, twiddle, fft_size);
+  auto y = fftconv_fwd(u, k_slots, pre, post, tw_stage, tw_core, fft_size, c10::nullopt);
+  return {y, k_slots};
+}
+
 // Summed accumulators (H, outer, N/outer, 2) of the long path -> gradient of the rfft spectrum.
 torch::Tensor slots_to_spectrum_grad(const torch::Tensor& s, int64_t fft_size, int64_t outer) {
   CHECK_CUDA_TENSOR(s, "s");
@@ -347,6 +360,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("fft_size"), py::arg("lowband_dft") = py::none());
   m.def("fftconv_bwd", &fftconv_bwd, "fused FFT convolution, backward: (du, dk_f or raw slot accumulators, dpre, dpost)");
   m.def("fftconv_outer", &fftconv_outer, "long-sequence path: one outer FFT pass over a chunk");
+  m.def("fftconv_fwd_taps", &fftconv_fwd_taps, "filter_to_slots + fftconv_fwd in one call: (y, k_slots)");
   m.def("spectrum_to_slots", &spectrum_to_slots, "filter spectrum -> kernel slot layout", py::arg("k_f"),
         py::arg("fft_size"), py::arg("outer"), py::arg("low_band") = false);
   m.def("filter_to_slots", &filter_to_slots, "time-domain filter -> kernel slot layout (N <= 8192)");

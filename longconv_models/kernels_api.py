@@ -206,11 +206,27 @@ def half_twiddles(fft_size: int, device: torch.device) -> Tensor:
     return torch.from_numpy(np.stack([w.real, w.imag], -1).astype(np.float32)).to(device)
 
 
+def _fp32(t: Tensor | None) -> Tensor | None:
+    """t as a contiguous fp32 tensor outside autograd (no copy when it already is one)."""
+    if t is None or (t.dtype == torch.float32 and not t.requires_grad and t.is_contiguous()):
+        return t
+    return t.detach().float().contiguous()
+
+
 def filter_slots_cuda(mod, k: Tensor, k_rev: Tensor | None, bias: Tensor | None, fft_size: int) -> Tensor:
     """:func:`kernel_spectrum` of the circular filter built from time-domain taps, in one launch
     (fused sizes): the same as ``kernel_spectrum(filter_spectrum(k, N, k_rev, bias), N)``."""
-    f32 = lambda t: None if t is None else t.detach().float().contiguous()  # noqa: E731
-    return mod.filter_to_slots(f32(k), f32(k_rev), f32(bias), half_twiddles(fft_size, k.device), fft_size)
+    return mod.filter_to_slots(_fp32(k), _fp32(k_rev), _fp32(bias), half_twiddles(fft_size, k.device), fft_size)
+
+
+def taps_fwd_cuda(mod, u: Tensor, k: Tensor, k_rev, bias, pre_gate, post_gate, fft_size: int) -> tuple[Tensor, Tensor]:
+    """(y, the filter in kernel layout): :func:`filter_slots_cuda` and the fused forward in one host
+    call (eager calls at 256-4K are host-bound)."""
+    device = u.device
+    tw_stage, tw_core = twiddle_tables(device)
+    y, k_slots = mod.fftconv_fwd_taps(u, _fp32(k), _fp32(k_rev), _fp32(bias), half_twiddles(fft_size, device),
+                                      pre_gate, post_gate, tw_stage, tw_core, fft_size)
+    return y, k_slots
 
 
 def fftconv_fwd_slots(mod, u: Tensor, k_slots: Tensor, pre_gate, post_gate, fft_size: int) -> Tensor:

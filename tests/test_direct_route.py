@@ -38,6 +38,10 @@ class FakeExtension:
         assert lowband_dft is None or lowband_dft.shape == (32, 12)
         return torch.zeros_like(u)
 
+    def fftconv_fwd_taps(self, u, k, k_rev, bias, twiddle, pre, post, tw_stage, tw_core, N):
+        k_slots = self.filter_to_slots(k, k_rev, bias, twiddle, N)
+        return self.fftconv_fwd(u, k_slots, pre, post, tw_stage, tw_core, N), k_slots
+
     def fftconv_bwd(self, dy, u, k_slots, pre, post, tw_stage, tw_core, N, raw):
         self.calls.append("fftconv_bwd")
         gate_grad = lambda g: torch.zeros_like(u) if g is not None else u.new_empty(0)  # noqa: E731

@@ -78,7 +78,12 @@ def direct_call_ok(*tensors: torch.Tensor | None) -> bool:
 
 def needs_grad(*tensors: torch.Tensor | None) -> bool:
     """Whether autograd has to record a call with these inputs."""
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+    if not torch.is_grad_enabled():
+        return False
+    for t in tensors:  # a plain loop: this runs on every eager call
+        if t is not None and t.requires_grad:
+            return True
+    return False
 
 
 def record(op: str, backend: str, reason: str = "") -> None:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from .. import extension
+from .. import extension, kernels_api
 from . import dispatch
 from ._checks import FLOAT_DTYPES, check_same_device, check_tensor
 from .reference import compute_dtypes, fftconv_bwd_ref, fftconv_ref
@@ -229,11 +229,13 @@ def fftconv(
     """
     check_tensor("u", u, 3, FLOAT_DTYPES)
     B, H, L = u.shape
-    for name, gate in (("pre_gate", pre_gate), ("post_gate", post_gate)):
-        if gate is not None:
-            check_tensor(name, gate, 3, FLOAT_DTYPES, shape=(B, H, L))
-            if gate.dtype != u.dtype:
-                raise TypeError(f"{name} has dtype {gate.dtype} but u has {u.dtype}; they must match")
+    gated = pre_gate is not None or post_gate is not None
+    if gated:
+        for name, gate in (("pre_gate", pre_gate), ("post_gate", post_gate)):
+            if gate is not None:
+                check_tensor(name, gate, 3, FLOAT_DTYPES, shape=(B, H, L))
+                if gate.dtype != u.dtype:
+                    raise TypeError(f"{name} has dtype {gate.dtype} but u has {u.dtype}; they must match")
 
     if isinstance(k, FilterSpectrum):
         if k_rev is not None or bias is not None:
@@ -258,15 +260,17 @@ def fftconv(
             Lr = k_rev.shape[1]
         if bias is not None:
             check_tensor("bias", bias, 1, FLOAT_DTYPES, shape=(H,))
-        check_same_device("u", u, k=k, k_rev=k_rev, bias=bias)
+        if k.device != u.device or k_rev is not None or bias is not None:
+            check_same_device("u", u, k=k, k_rev=k_rev, bias=bias)
         N = _resolve_fft_size(L, k.shape[1], Lr, fft_size, circular)
         taps = (k, k_rev, bias)
         k_f = None  # computed below, on the route taken
-    check_same_device("u", u, pre_gate=pre_gate, post_gate=post_gate)
 
     u = u.contiguous()
-    pre_gate = None if pre_gate is None else pre_gate.contiguous()
-    post_gate = None if post_gate is None else post_gate.contiguous()
+    if gated:
+        check_same_device("u", u, pre_gate=pre_gate, post_gate=post_gate)
+        pre_gate = None if pre_gate is None else pre_gate.contiguous()
+        post_gate = None if post_gate is None else post_gate.contiguous()
     mod = None
     if kernel_unsupported_reason(u, N) is None:
         mod = dispatch.direct_module(u, k_f, pre_gate, post_gate, *taps)
@@ -459,10 +463,7 @@ class _FFTConvFunction(torch.autograd.Function):
 
 def _taps_fftconv_cuda(mod, u, pre_gate, post_gate, fft_size, k, k_rev, bias) -> tuple[Tensor, Tensor]:
     """(y, the filter in kernel layout) for a time-domain filter, on the fused kernel."""
-    from ..kernels_api import fftconv_fwd_slots, filter_slots_cuda
-
-    k_slots = filter_slots_cuda(mod, k, k_rev, bias, fft_size)
-    return fftconv_fwd_slots(mod, u, k_slots, pre_gate, post_gate, fft_size), k_slots
+    return kernels_api.taps_fwd_cuda(mod, u, k, k_rev, bias, pre_gate, post_gate, fft_size)
 
 
 class _TapsFFTConvFunction(torch.autograd.Function):
