@@ -27,7 +27,9 @@ def torch_conv(x, w, bias, K, channels_last, padding):
     return y.transpose(1, 2) if channels_last else y
 
 
-CONFIGS = [(H, K, cl, "causal", torch.bfloat16) for H in (768, 2048, 4096, 8192) for K in (3, 4) for cl in (False, True)]
+CONFIGS = [
+    (H, K, cl, "causal", torch.bfloat16) for H in (768, 2048, 4096, 8192) for K in (3, 4) for cl in (False, True)
+]
 CONFIGS += [(H, K, cl, "causal", torch.bfloat16) for H in (768, 8192) for K in (2, 8) for cl in (False, True)]
 CONFIGS += [(H, 3, cl, "same", torch.bfloat16) for H in (768, 8192) for cl in (False, True)]
 CONFIGS += [(768, 4, cl, "causal", dtype) for dtype in (torch.float16, torch.float32) for cl in (False, True)]

@@ -73,7 +73,9 @@ def slot_frequencies(fft_size: int, outer: int = 1, low_band: bool = False) -> n
 
 
 @functools.lru_cache(maxsize=None)
-def _slot_index(fft_size: int, device: torch.device, outer: int = 1, low_band: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+def _slot_index(
+    fft_size: int, device: torch.device, outer: int = 1, low_band: bool = False
+) -> tuple[Tensor, Tensor, Tensor]:
     """Gather indices into the half spectrum, conjugation mask, and inverse permutation."""
     freq = slot_frequencies(fft_size, outer, low_band)
     half = np.minimum(freq, fft_size - freq)

@@ -106,7 +106,8 @@ def test_short_conv_direct_route_calls_and_gradients(fake):
 def test_frequency_sparse_inference_takes_the_low_band_kernel(fake, monkeypatch, keep, bias, low_band):
     """At >= 50% sparsity without a separate D term, inference calls run the low-band kernel (its
     own slot layout); with grad, a D term or lower sparsity, the dense kernel."""
-    monkeypatch.setattr(kernels_api, "lowband_dft_table", lambda device, dtype: torch.zeros(32, 12, dtype=torch.int32))
+    table = torch.zeros(32, 12, dtype=torch.int32)
+    monkeypatch.setattr(kernels_api, "lowband_dft_table", lambda device, dtype: table)
     N, H = 1024, 4
     u = torch.randn(3, H, 500).bfloat16()
     spec = lcm.frequency_sparse(torch.randn(H, 500), keep, 500, bias=torch.randn(H) if bias else None, fft_size=N)

@@ -281,7 +281,8 @@ def fftconv(
         return _taps_fftconv_cuda(mod, u, pre_gate, post_gate, N, *taps)[0]
     if k_f is None:
         k_f = filter_spectrum(k.to(torch.float64) if u.dtype == torch.float64 else k, N, k_rev, bias)
-    if mod is not None and taps == () and k.low_band and not dispatch.needs_grad(u, k_f, pre_gate, post_gate):
+    low_band = mod is not None and taps == () and k.low_band
+    if low_band and not dispatch.needs_grad(u, k_f, pre_gate, post_gate):
         # frequency-sparse inference: the kernels skip half of their core's last DFT stage
         dispatch.record("fftconv", "cuda", "low band")
         if takes_long_path(N, u.dtype):

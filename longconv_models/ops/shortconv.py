@@ -77,7 +77,7 @@ def short_conv(
                 weight = weight.float().contiguous()
             if bias is not None and (bias.dtype != torch.float32 or not bias.is_contiguous()):
                 bias = bias.float().contiguous()
-            if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
+            if dispatch.needs_grad(x, weight, bias):
                 return _ShortConvFunction.apply(x, weight, bias, pad_left, channels_last)
             return mod.shortconv_fwd(x, weight, bias, pad_left, channels_last, False)
     check_same_device("x", x, weight=weight, bias=bias)
