@@ -92,3 +92,16 @@ def test_low_band_layout_puts_the_band_in_one_mma_tile(N, outer):
     in_band = np.minimum(freq, N - freq) < N // 4
     first_tile = (np.arange(N) % 8) < 4
     assert np.array_equal(in_band | (freq == 3 * N // 4), first_tile)  # 3N/4: the tile's edge, a zero bin
+
+
+def test_low_band_flag_is_checked():
+    """A hand-built FilterSpectrum claiming low_band must be zero from bin N/4 up."""
+    from longconv_models import FilterSpectrum
+
+    N = 256
+    spec = prepare_filter(torch.randn(2, 100), 100, fft_size=N)
+    with pytest.raises(ValueError, match="low_band"):
+        FilterSpectrum(spec.spectrum, N, low_band=True)
+    low = spec.spectrum.clone()
+    low[:, N // 4 :] = 0
+    assert FilterSpectrum(low, N, low_band=True).low_band

@@ -88,6 +88,12 @@ class FilterSpectrum:
     circular: bool = False
     low_band: bool = False
 
+    def __post_init__(self):
+        # the low-band kernels never read the upper band: a wrong flag would drop it silently.
+        # (frequency_sparse sets the flag on spectra it has masked itself, without this check.)
+        if self.low_band and bool(self.spectrum[:, self.fft_size // 4 :].detach().ne(0).any()):
+            raise ValueError("low_band=True needs a spectrum that is zero at every bin >= fft_size / 4")
+
     @property
     def channels(self) -> int:
         return self.spectrum.shape[0]

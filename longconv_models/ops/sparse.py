@@ -70,5 +70,7 @@ def frequency_sparse(
         if bias.shape != (spec.channels,):
             raise ValueError(f"bias must be ({spec.channels},), got {tuple(bias.shape)}")
         sparse = sparse + bias.to(sparse.real.dtype)[:, None]
-    low_band = bias is None and kept_bins(spec.fft_size, keep) <= spec.fft_size // 4
-    return FilterSpectrum(sparse, spec.fft_size, spec.circular, low_band)
+    out = FilterSpectrum(sparse, spec.fft_size, spec.circular)
+    if bias is None and kept_bins(spec.fft_size, keep) <= spec.fft_size // 4:
+        object.__setattr__(out, "low_band", True)  # masked above: no need for the checking (syncing) constructor
+    return out
