@@ -412,15 +412,18 @@ struct Block {
       }
   }
 
-  // 8 complex values of this lane (slot order s = 4*nt + r of the accumulator pair (re, im)).
-  __device__ __forceinline__ static void load8(float2 (&v)[8], const float2* src) {
+  // M complex values of this lane (slot order s = 4*nt + r of the accumulator pair (re, im)),
+  // 16-byte aligned, through the read-only path.
+  template <int M>
+  __device__ __forceinline__ static void load_slots(float2 (&v)[M], const float2* src) {
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
+    for (int i = 0; i < M / 2; ++i) {
       const float4 f = __ldg(reinterpret_cast<const float4*>(src) + i);
       v[2 * i] = make_float2(f.x, f.y);
       v[2 * i + 1] = make_float2(f.z, f.w);
     }
   }
+  __device__ __forceinline__ static void load8(float2 (&v)[8], const float2* src) { load_slots(v, src); }
   __device__ __forceinline__ static void load8_rw(float2 (&v)[8], const float2* src) {  // not read-only
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
@@ -654,14 +657,8 @@ struct Block {
   // slots, k = 8 matmuls in the first inverse stage.
   __device__ void core_low_band(int pair, int tile, const LowBandDft& lb) const {
     const int slot_off = (tile * 32 + lane) * 8;
-    float2 kv[4];
-    const float4* k_src = reinterpret_cast<const float4*>(p.k_slots + static_cast<int64_t>(h) * N + slot_off);
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      const float4 f = __ldg(k_src + i);
-      kv[2 * i] = make_float2(f.x, f.y);
-      kv[2 * i + 1] = make_float2(f.z, f.w);
-    }
+    float2 kv[4];  // the low band's 4 slots (s < 4) of this lane
+    load_slots(kv, p.k_slots + static_cast<int64_t>(h) * N + slot_off);
     float2 tw_epi[8];
     if (stage1) load8(tw_epi, p.tw_core + ((tile % 16) * 32 + lane) * 8);
     float2 zs[8];

@@ -266,7 +266,7 @@ def fftconv(
             Lr = k_rev.shape[1]
         if bias is not None:
             check_tensor("bias", bias, 1, FLOAT_DTYPES, shape=(H,))
-        if k.device != u.device or k_rev is not None or bias is not None:
+        if k.device != u.device or k_rev is not None or bias is not None:  # (the common case without the call)
             check_same_device("u", u, k=k, k_rev=k_rev, bias=bias)
         N = _resolve_fft_size(L, k.shape[1], Lr, fft_size, circular)
         taps = (k, k_rev, bias)
@@ -295,9 +295,7 @@ def fftconv(
             from ..kernels_long import long_fwd_cuda
 
             return long_fwd_cuda(mod, u, k_f, pre_gate, post_gate, N, low_band=True)
-        from ..kernels_api import low_band_fwd_cuda
-
-        return low_band_fwd_cuda(mod, u, k_f, pre_gate, post_gate, N)
+        return kernels_api.low_band_fwd_cuda(mod, u, k_f, pre_gate, post_gate, N)
     if mod is not None:
         if dispatch.needs_grad(u, k_f, pre_gate, post_gate):
             return _FFTConvFunction.apply(u, k_f, pre_gate, post_gate, N)
