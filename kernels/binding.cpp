@@ -221,6 +221,70 @@ std::vector<torch::Tensor> fftconv_fwd_taps(const torch::Tensor& u, const torch:
   return {y, k_slots};
 }
 
+// The eager training route for time-domain taps at the fused sizes, as a C++ autograd node: the
+// backward (kernel, then the taps' gradient as one unscaled irfft of the spectrum gradient times
+// the adjoint weights) runs without Python, which at 256-1K points is most of a training step's
+// host time. y = post * conv(pre * u, circular filter of k, k_rev, bias).
+struct TapsFFTConv : public torch::autograd::Function<TapsFFTConv> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& u, const torch::Tensor& k,
+                               const c10::optional<torch::Tensor>& k_rev, const c10::optional<torch::Tensor>& bias,
+                               const c10::optional<torch::Tensor>& pre, const c10::optional<torch::Tensor>& post,
+                               const torch::Tensor& twiddle, const torch::Tensor& tw_stage,
+                               const torch::Tensor& tw_core, const torch::Tensor& adjoint_weights, int64_t fft_size) {
+    const auto f32 = [](const torch::Tensor& t) { return t.to(torch::kFloat32).contiguous(); };
+    const auto f32_opt = [&](const c10::optional<torch::Tensor>& t) -> c10::optional<torch::Tensor> {
+      return t ? c10::optional<torch::Tensor>(f32(*t)) : c10::nullopt;
+    };
+    auto k_slots = filter_to_slots(f32(k), f32_opt(k_rev), f32_opt(bias), twiddle, fft_size);
+    auto y = fftconv_fwd(u, k_slots, pre, post, tw_stage, tw_core, fft_size, c10::nullopt);
+    const torch::Tensor none;
+    ctx->save_for_backward({u, k_slots, pre ? *pre : none, post ? *post : none, tw_stage, tw_core, adjoint_weights});
+    ctx->saved_data["fft_size"] = fft_size;
+    ctx->saved_data["k_len"] = k.size(1);
+    ctx->saved_data["k_rev_len"] = k_rev ? k_rev->size(1) : int64_t(0);
+    ctx->saved_data["has_bias"] = bias.has_value();
+    ctx->saved_data["k_dtype"] = k.scalar_type();
+    ctx->saved_data["k_rev_dtype"] = k_rev ? k_rev->scalar_type() : k.scalar_type();
+    ctx->saved_data["bias_dtype"] = bias ? bias->scalar_type() : k.scalar_type();
+    ctx->saved_data["taps_grad"] = k.requires_grad() || (k_rev && k_rev->requires_grad()) ||
+                                   (bias && bias->requires_grad());
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    TORCH_CHECK(!at::GradMode::is_enabled(), "fftconv: the fused kernels' backward is not differentiable "
+                "(double backward / create_graph=True); use the reference path (longconv_models.reference_path())");
+    const auto saved = ctx->get_saved_variables();
+    const auto opt = [](const torch::Tensor& t) { return t.defined() ? c10::optional<torch::Tensor>(t) : c10::nullopt; };
+    const int64_t N = ctx->saved_data["fft_size"].toInt();
+    auto r = fftconv_bwd(grads[0].contiguous(), saved[0], saved[1], opt(saved[2]), opt(saved[3]), saved[4], saved[5],
+                         N, false);
+    torch::Tensor dk, dk_rev, dbias;
+    if (ctx->saved_data["taps_grad"].toBool()) {
+      // d buf[t] = Re sum_f dk_f[f] e^(2 pi i f t / N): irfft counts the interior bins twice
+      const auto d_buf = at::fft_irfft(r[1] * saved[6], N, -1, "forward");
+      dk = d_buf.narrow(1, 0, ctx->saved_data["k_len"].toInt()).to(ctx->saved_data["k_dtype"].toScalarType());
+      const int64_t k_rev_len = ctx->saved_data["k_rev_len"].toInt();
+      if (k_rev_len > 0)  // k_rev[j] sits at position N - 1 - j
+        dk_rev = d_buf.flip({1}).narrow(1, 0, k_rev_len).to(ctx->saved_data["k_rev_dtype"].toScalarType());
+      if (ctx->saved_data["has_bias"].toBool()) dbias = d_buf.select(1, 0).to(ctx->saved_data["bias_dtype"].toScalarType());
+    }
+    const auto or_undefined = [](const torch::Tensor& t) { return t.numel() ? t : torch::Tensor(); };
+    const torch::Tensor none;
+    return {r[0], dk, dk_rev, dbias, or_undefined(r[2]), or_undefined(r[3]), none, none, none, none, none};
+  }
+};
+
+torch::Tensor fftconv_taps_autograd(const torch::Tensor& u, const torch::Tensor& k,
+                                    const c10::optional<torch::Tensor>& k_rev, const c10::optional<torch::Tensor>& bias,
+                                    const c10::optional<torch::Tensor>& pre, const c10::optional<torch::Tensor>& post,
+                                    const torch::Tensor& twiddle, const torch::Tensor& tw_stage,
+                                    const torch::Tensor& tw_core, const torch::Tensor& adjoint_weights,
+                                    int64_t fft_size) {
+  return TapsFFTConv::apply(u, k, k_rev, bias, pre, post, twiddle, tw_stage, tw_core, adjoint_weights, fft_size);
+}
+
 // Summed accumulators (H, outer, N/outer, 2) of the long path -> gradient of the rfft spectrum.
 torch::Tensor slots_to_spectrum_grad(const torch::Tensor& s, int64_t fft_size, int64_t outer) {
   CHECK_CUDA_TENSOR(s, "s");
@@ -361,6 +425,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("fftconv_bwd", &fftconv_bwd, "fused FFT convolution, backward: (du, dk_f or raw slot accumulators, dpre, dpost)");
   m.def("fftconv_outer", &fftconv_outer, "long-sequence path: one outer FFT pass over a chunk");
   m.def("fftconv_fwd_taps", &fftconv_fwd_taps, "filter_to_slots + fftconv_fwd in one call: (y, k_slots)");
+  m.def("fftconv_taps_autograd", &fftconv_taps_autograd, "taps route with a C++ autograd node (training)");
   m.def("spectrum_to_slots", &spectrum_to_slots, "filter spectrum -> kernel slot layout", py::arg("k_f"),
         py::arg("fft_size"), py::arg("outer"), py::arg("low_band") = false);
   m.def("filter_to_slots", &filter_to_slots, "time-domain filter -> kernel slot layout (N <= 8192)");

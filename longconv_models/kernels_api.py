@@ -248,6 +248,17 @@ def fftconv_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size:
     return fftconv_fwd_slots(mod, u, k_slots, contiguous_or_none(pre_gate), contiguous_or_none(post_gate), fft_size)
 
 
+def taps_fftconv_autograd(mod, u: Tensor, pre_gate, post_gate, fft_size: int, k: Tensor, k_rev, bias,
+                          adjoint_weights: Tensor) -> Tensor:
+    """The training route for time-domain taps at the fused sizes: the extension's C++ autograd
+    node (forward as :func:`taps_fwd_cuda`; backward: the fused backward kernel, then the taps'
+    gradient as ``ops.fftconv.filter_spectrum_adjoint`` computes it, cast to each tap's dtype)."""
+    device = u.device
+    tw_stage, tw_core = twiddle_tables(device)
+    return mod.fftconv_taps_autograd(u, k, k_rev, bias, pre_gate, post_gate, half_twiddles(fft_size, device),
+                                     tw_stage, tw_core, adjoint_weights, fft_size)
+
+
 def low_band_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int) -> Tensor:
     """Forward with a low-band filter (``k_f`` zero at bins >= N/4): the kernel skips half of its
     core's last DFT stage."""

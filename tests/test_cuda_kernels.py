@@ -228,6 +228,22 @@ def test_eager_route_partial_gradients(N, trainable):
         assert rel_err(g, gr) < TOL[torch.bfloat16], name
 
 
+def test_eager_route_bf16_taps_and_no_double_backward():
+    """A bf16 filter trained on the eager route gets a bf16 gradient matching the float64
+    reference; asking for a second derivative is a clear error, not zeros."""
+    N, B, H, L = 1024, 3, 5, 400
+    u = torch.randn(B, H, L, device="cuda").bfloat16()
+    k = decaying_filter(H, L).bfloat16().requires_grad_()
+    dy = torch.randn(B, H, L, device="cuda").bfloat16()
+    (g,) = torch.autograd.grad(fftconv(u, k, fft_size=N), [k], dy)
+    kr = k.detach().double().requires_grad_()
+    (gr,) = torch.autograd.grad(fftconv(u.double(), kr, fft_size=N), [kr], dy.double())
+    assert g.dtype == torch.bfloat16 and rel_err(g, gr) < TOL[torch.bfloat16]
+    y = fftconv(u, k, fft_size=N)
+    with pytest.raises(RuntimeError, match="not differentiable"):
+        torch.autograd.grad(y, [k], dy, create_graph=True)
+
+
 def test_fftconv_unsupported_falls_back_visibly():
     u = torch.randn(2, 3, 100, device="cuda")  # fp32: reference path
     fftconv(u, torch.randn(3, 100, device="cuda"))

@@ -42,6 +42,30 @@ class FakeExtension:
         k_slots = self.filter_to_slots(k, k_rev, bias, twiddle, N)
         return self.fftconv_fwd(u, k_slots, pre, post, tw_stage, tw_core, N), k_slots
 
+    def fftconv_taps_autograd(self, u, k, k_rev, bias, pre, post, twiddle, tw_stage, tw_core, weights, N):
+        """The extension's C++ autograd node, mirrored: these entry points, the taps' gradient
+        as filter_spectrum_adjoint computes it."""
+        from longconv_models.ops.fftconv import filter_spectrum_adjoint
+
+        ext = self
+
+        class Node(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, u, k, k_rev, bias, pre, post):
+                y, k_slots = ext.fftconv_fwd_taps(u, k.float(), k_rev, bias, twiddle, pre, post, tw_stage, tw_core, N)
+                ctx.save_for_backward(u, k_slots)
+                ctx.lens = (k.shape[1], 0 if k_rev is None else k_rev.shape[1], bias is not None)
+                return y
+
+            @staticmethod
+            def backward(ctx, dy):
+                u, k_slots = ctx.saved_tensors
+                du, dk_f, dpre, dpost = ext.fftconv_bwd(dy, u, k_slots, pre, post, tw_stage, tw_core, N, False)
+                taps = filter_spectrum_adjoint(dk_f * weights, N, *ctx.lens) if ctx.needs_input_grad[1] else (None,) * 3
+                return du, *taps, None, None
+
+        return Node.apply(u, k, k_rev, bias, pre, post)
+
     def fftconv_bwd(self, dy, u, k_slots, pre, post, tw_stage, tw_core, N, raw):
         self.calls.append("fftconv_bwd")
         gate_grad = lambda g: torch.zeros_like(u) if g is not None else u.new_empty(0)  # noqa: E731

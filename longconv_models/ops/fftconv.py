@@ -282,8 +282,10 @@ def fftconv(
         mod = dispatch.direct_module(u, k_f, pre_gate, post_gate, *taps)
     if mod is not None and taps and N <= FILTER_KERNEL_MAX_FFT_SIZE:  # the filter FFT in one launch
         dispatch.record("fftconv", "cuda")
-        if dispatch.needs_grad(u, pre_gate, post_gate, *taps):
-            return _TapsFFTConvFunction.apply(u, pre_gate, post_gate, N, *taps)
+        if dispatch.needs_grad(u, pre_gate, post_gate, *taps):  # a C++ autograd node: no Python in its backward
+            dispatch.record("fftconv_bwd", "cuda")  # (recorded here: that backward cannot report itself)
+            return kernels_api.taps_fftconv_autograd(mod, u, pre_gate, post_gate, N, *taps,
+                                                     _adjoint_weights(N, u.device, torch.float32))
         return _taps_fftconv_cuda(mod, u, pre_gate, post_gate, N, *taps)[0]
     if k_f is None:
         k_f = filter_spectrum(k.to(torch.float64) if u.dtype == torch.float64 else k, N, k_rev, bias)
@@ -469,38 +471,3 @@ class _FFTConvFunction(torch.autograd.Function):
 def _taps_fftconv_cuda(mod, u, pre_gate, post_gate, fft_size, k, k_rev, bias) -> tuple[Tensor, Tensor]:
     """(y, the filter in kernel layout) for a time-domain filter, on the fused kernel."""
     return kernels_api.taps_fwd_cuda(mod, u, k, k_rev, bias, pre_gate, post_gate, fft_size)
-
-
-class _TapsFFTConvFunction(torch.autograd.Function):
-    """The eager CUDA route for a time-domain filter at the fused sizes: the filter goes to the
-    kernel's layout in one launch (``filter_to_slots``: no rfft, padding or permutation passes),
-    and its gradient comes back through :func:`filter_spectrum_adjoint`."""
-
-    @staticmethod
-    def forward(ctx, u, pre_gate, post_gate, fft_size, k, k_rev, bias):
-        y, k_slots = _taps_fftconv_cuda(extension.load_extension(), u, pre_gate, post_gate, fft_size, k, k_rev, bias)
-        ctx.save_for_backward(u, k_slots, pre_gate, post_gate)
-        ctx.fft_size, ctx.k_len, ctx.has_bias = fft_size, k.shape[1], bias is not None
-        ctx.k_rev_len = 0 if k_rev is None else k_rev.shape[1]
-        ctx.dtypes = tuple(None if t is None else t.dtype for t in (k, k_rev, bias))
-        return y
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, dy):
-        from ..kernels_api import fftconv_bwd_slots
-
-        u, k_slots, pre_gate, post_gate = ctx.saved_tensors
-        mod = dispatch.select("fftconv_bwd", None)
-        du, dk_f, dpre, dpost = fftconv_bwd_slots(mod, dy.contiguous(), u, k_slots, pre_gate, post_gate, ctx.fft_size)
-        taps = (None, None, None)
-        if any(ctx.needs_input_grad[4:]):
-            taps = filter_spectrum_adjoint(dk_f, ctx.fft_size, ctx.k_len, ctx.k_rev_len, ctx.has_bias)
-        taps = tuple(None if g is None or not need else g.to(dt) for g, need, dt in zip(taps, ctx.needs_input_grad[4:], ctx.dtypes))
-        return (
-            du if ctx.needs_input_grad[0] else None,
-            dpre if pre_gate is not None and ctx.needs_input_grad[1] else None,
-            dpost if post_gate is not None and ctx.needs_input_grad[2] else None,
-            None,
-            *taps,
-        )
