@@ -398,8 +398,11 @@ struct Block {
   }
 
   // d[mt][nt] = A(mt, ks) * bx[ks][nt]: a 16-point DFT along the tile rows (real-block form).
-  template <bool kInverse>
-  __device__ __forceinline__ void dft_rows(float (&d)[2][2][4], const uint32_t (&bx)[2][2][2]) const {
+  // kLowBand (inverse only): only the first k-half of bx is nonzero (a low-band spectrum), so k = 8
+  // matmuls with the permuted inverse DFT A' = conj(F)[:, perm] of lb.
+  template <bool kInverse, bool kLowBand = false>
+  __device__ __forceinline__ void dft_rows(float (&d)[2][2][4], const uint32_t (&bx)[2][2][2],
+                                           const LowBandDft* lb = nullptr) const {
 #pragma unroll
     for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
@@ -407,8 +410,14 @@ struct Block {
 #pragma unroll
         for (int r = 0; r < 4; ++r) d[mt][nt][r] = 0.f;
 #pragma unroll
-        for (int ks = 0; ks < 2; ++ks)
-          mma_16816<T>(d[mt][nt], kInverse ? dft.inv(mt, ks) : dft.fwd(mt, ks), bx[ks][nt][0], bx[ks][nt][1]);
+        for (int ks = 0; ks < 2; ++ks) {
+          if constexpr (kLowBand) {
+            const uint32_t(&a)[2] = lb->inv(mt, ks);
+            mma_1688<T>(d[mt][nt], a[0], a[1], bx[ks][nt][0]);
+          } else {
+            mma_16816<T>(d[mt][nt], kInverse ? dft.inv(mt, ks) : dft.fwd(mt, ks), bx[ks][nt][0], bx[ks][nt][1]);
+          }
+        }
       }
   }
 
@@ -560,22 +569,7 @@ struct Block {
         b3[1][ah][bh] = pack2<T>(lo.y, hi.y);
       }
     float d3[2][2][4];
-    if constexpr (kLow) {
-#pragma unroll
-      for (int mt = 0; mt < 2; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < 2; ++nt) {
-#pragma unroll
-          for (int r = 0; r < 4; ++r) d3[mt][nt][r] = 0.f;
-#pragma unroll
-          for (int ks = 0; ks < 2; ++ks) {
-            const uint32_t(&a)[2] = lb->inv(mt, ks);
-            mma_1688<T>(d3[mt][nt], a[0], a[1], b3[ks][nt][0]);
-          }
-        }
-    } else {
-      dft_rows<true>(d3, b3);
-    }
+    dft_rows<true, kLow>(d3, b3, lb);
 #pragma unroll
     for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
