@@ -68,7 +68,7 @@ def short_conv(
     # The eager CUDA route first, with as little Python as possible: at H = 768 the kernel runs
     # ~50 us and the host time before its launch shows in every eager call (the extension checks
     # devices and shapes itself).
-    if x.dtype in KERNEL_DTYPES and weight.shape[1] <= MAX_KERNEL_WIDTH:
+    if kernel_unsupported_reason(x, weight) is None:
         mod = dispatch.direct_module(x, weight, bias)
         if mod is not None:
             dispatch.record("short_conv", "cuda")
