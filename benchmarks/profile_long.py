@@ -2,8 +2,9 @@
 
     python benchmarks/profile_long.py --sizes 65536,4194304 [--inner 4096,8192]
 
-Per size (B, H as in bench_fftconv): copy floor, filter rfft, filter -> inner slot layout,
-outer forward pass, inner fused kernel, outer inverse pass, and the whole op with a precomputed
+Per size (B, H as in bench_fftconv): copy floor, filter rfft, filter -> inner slot layout, the
+taps route's filter transform (whole; cast, outer pass over the taps, rows -> slots), outer
+forward pass, inner fused kernel, outer inverse pass, and the whole op with a precomputed
 spectrum, for each inner size M2 asked for.
 """
 
@@ -61,11 +62,26 @@ def main():
             t_in = timer(lambda i: mod.fftconv_fwd(rows_a, k_chunk, None, None, tw_stage, tw_core, M2))
             rows_c = mod.fftconv_fwd(rows_a, k_chunk, None, None, tw_stage, tw_core, M2)
             t_c = timer(lambda i: mod.fftconv_outer(y, None, rows_c, bad, N, M1, p0, h0, True))
+            # the taps route's filter transform (inference): outer pass over the bf16 taps, then the
+            # rows' forward FFT into slots
+            t_taps = timer(lambda i: kl.long_filter_slots(mod, k, None, N, M1))
+            taps16 = k.to(torch.bfloat16)[None]
+            t_cast = timer(lambda i: k.to(torch.bfloat16))
+            bad_k = torch.zeros(1, H, dtype=torch.int32, device="cuda")
+            rows_k = torch.empty(2, H * M1, M2, dtype=torch.bfloat16, device="cuda")
+            t_touter = timer(lambda i: mod.fftconv_outer(taps16, None, rows_k, bad_k, N, M1, 0, 0, False))
+            slots16 = torch.empty(H, M1, M2, 2, dtype=torch.bfloat16, device="cuda")  # the route's layout
+            t_trows = timer(lambda i: mod.filter_rows_to_slots(rows_k, bad_k[0], None, slots16, tw_stage, tw_core, N))
+            k_chunk16 = slots16[h0:h0 + hs].view(hs * M1, M2, 2)
+            t_in16 = timer(lambda i: mod.fftconv_fwd(rows_a, k_chunk16, None, None, tw_stage, tw_core, M2))
+            del rows_k
             t_spec = timer(lambda i: lcm.fftconv(u, spec))
             t_full = timer(lambda i: lcm.fftconv(u, k, fft_size=N))
             frac = len(plan)  # stage times are for one chunk
             row = dict(N=N, B=B, H=H, M1=M1, M2=M2, chunks=frac, floor=floor, filter_rfft=t_rfft,
-                       filter_slots=t_slots, outer_fwd=t_a * frac, inner=t_in * frac, outer_inv=t_c * frac,
+                       filter_slots=t_slots, filter_taps=t_taps, taps_cast=t_cast, taps_outer=t_touter,
+                       taps_rows=t_trows, outer_fwd=t_a * frac, inner=t_in * frac,
+                       inner_bf16_slots=t_in16 * frac, outer_inv=t_c * frac,
                        op_spectrum=t_spec, op=t_full)
             rows.append(row)
             print(" ".join(f"{k_}={v:.3f}" if isinstance(v, float) else f"{k_}={v}" for k_, v in row.items()),

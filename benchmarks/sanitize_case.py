@@ -16,6 +16,18 @@ for N, L in CASES:
         assert lcm.last_backend("fftconv_bwd")[0] == "cuda"
         if N == 2**22:  # without gates the 4M plan has M1 = 512
             lcm.fftconv(u, k, fft_size=N).sum().backward()
+with torch.no_grad():  # inference from taps: the forward kernel's filter prologue (bf16), the long
+    # path's filter rows (M1 = 8, 16, 256, 512), the standalone filter transform
+    from longconv_models.kernels_api import filter_spectrum_slots_cuda
+    from longconv_models.ops import dispatch
+
+    for N in (256, 1024, 4096, 16384, 32768, 65536, 2**20, 2**22):
+        for dtype in (torch.bfloat16, torch.float16):
+            u = torch.randn(3, 3, N // 2 - 5, device="cuda", dtype=dtype)
+            lcm.fftconv(u, torch.randn(3, N // 2 - 9, device="cuda"), bias=torch.randn(3, device="cuda"), fft_size=N)
+        if N <= 16384:
+            filter_spectrum_slots_cuda(dispatch.cuda_module("fftconv"), torch.randn(3, N // 2 + 3, device="cuda"),
+                                       torch.randn(3, 11, device="cuda"), torch.randn(3, device="cuda"), N)
 with torch.no_grad():  # frequency-sparse inference: the low-band kernels (fused sizes, long path)
     for N in (256, 4096, 65536):
         u = torch.randn(3, 3, N // 2 - 3, device="cuda", dtype=torch.bfloat16)

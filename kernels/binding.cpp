@@ -1,6 +1,8 @@
 // Torch entry points of the CUDA kernels: argument checks, allocation, launches.
 // The Python layer (longconv_models.ops) validates user input first; the checks here guard the
 // kernels themselves, so that a misuse from Python is an exception, never a CUDA fault.
+#include <cmath>
+
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/extension.h>
@@ -46,9 +48,11 @@ Params make_params(const torch::Tensor& u, const torch::Tensor& k_slots, const c
   TORCH_CHECK(L <= fft_size, "L=", L, " exceeds fft_size=", fft_size);
   TORCH_CHECK(H <= 65535 * 1024 && B < (int64_t(1) << 31), "tensor too large");
   CHECK_CUDA_TENSOR(k_slots, "k_slots");
-  TORCH_CHECK(k_slots.scalar_type() == torch::kFloat32 && k_slots.dim() == 3 && k_slots.size(0) == H &&
-                  k_slots.size(1) == fft_size && k_slots.size(2) == 2,
-              "k_slots must be (H, fft_size, 2) float32, got ", k_slots.sizes(), " ", k_slots.scalar_type());
+  const bool bf16_slots = k_slots.scalar_type() == torch::kBFloat16;
+  TORCH_CHECK((bf16_slots || k_slots.scalar_type() == torch::kFloat32) && k_slots.dim() == 3 &&
+                  k_slots.size(0) == H && k_slots.size(1) == fft_size && k_slots.size(2) == 2,
+              "k_slots must be (H, fft_size, 2) float32 or bfloat16, got ", k_slots.sizes(), " ",
+              k_slots.scalar_type());
   for (const auto* tw : {&tw_stage, &tw_core}) {
     CHECK_CUDA_TENSOR(*tw, "twiddle table");
     TORCH_CHECK(tw->scalar_type() == torch::kFloat32 && tw->numel() == 16 * 32 * 8 * 2, "bad twiddle table");
@@ -66,7 +70,10 @@ Params make_params(const torch::Tensor& u, const torch::Tensor& k_slots, const c
   p.u = u.data_ptr();
   p.pre = pre ? pre->data_ptr() : nullptr;
   p.post = post ? post->data_ptr() : nullptr;
-  p.k_slots = reinterpret_cast<const float2*>(k_slots.data_ptr<float>());
+  if (bf16_slots)
+    p.k_slots_bf16 = reinterpret_cast<const uint32_t*>(k_slots.data_ptr());
+  else
+    p.k_slots = reinterpret_cast<const float2*>(k_slots.data_ptr<float>());
   p.tw_stage = reinterpret_cast<const float2*>(tw_stage.data_ptr<float>());
   p.tw_core = reinterpret_cast<const float2*>(tw_core.data_ptr<float>());
   return p;
@@ -78,18 +85,7 @@ void finish_vec_ok(Params& p, std::initializer_list<const void*> ptrs) {
   p.vec_ok = ok;
 }
 
-torch::Tensor fftconv_fwd(const torch::Tensor& u, const torch::Tensor& k_slots,
-                          const c10::optional<torch::Tensor>& pre, const c10::optional<torch::Tensor>& post,
-                          const torch::Tensor& tw_stage, const torch::Tensor& tw_core, int64_t fft_size,
-                          const c10::optional<torch::Tensor>& lowband_dft) {
-  Params p = make_params(u, k_slots, pre, post, tw_stage, tw_core, fft_size);
-  if (lowband_dft) {  // k_slots is then in the low-band slot order (the caller's contract)
-    CHECK_CUDA_TENSOR(*lowband_dft, "lowband_dft");
-    TORCH_CHECK(lowband_dft->scalar_type() == torch::kInt32 && lowband_dft->numel() == 32 * 12 &&
-                    lowband_dft->device() == u.device(),
-                "lowband_dft must be a (32, 12) int32 table on u's device");
-    p.lowband_dft = reinterpret_cast<const uint32_t*>(lowband_dft->data_ptr<int32_t>());
-  }
+torch::Tensor run_forward(Params& p, const torch::Tensor& u) {
   const c10::cuda::CUDAGuard guard(u.device());
   auto y = torch::empty_like(u);
   p.y = y.data_ptr();
@@ -97,6 +93,22 @@ torch::Tensor fftconv_fwd(const torch::Tensor& u, const torch::Tensor& k_slots,
   const cudaError_t err = longconv::fftconv::launch_forward(p, kernel_dtype(u), c10::cuda::getCurrentCUDAStream());
   TORCH_CHECK(err == cudaSuccess, "fftconv forward launch failed: ", cudaGetErrorString(err));
   return y;
+}
+
+torch::Tensor fftconv_fwd(const torch::Tensor& u, const torch::Tensor& k_slots,
+                          const c10::optional<torch::Tensor>& pre, const c10::optional<torch::Tensor>& post,
+                          const torch::Tensor& tw_stage, const torch::Tensor& tw_core, int64_t fft_size,
+                          const c10::optional<torch::Tensor>& lowband_dft) {
+  Params p = make_params(u, k_slots, pre, post, tw_stage, tw_core, fft_size);
+  if (lowband_dft) {  // k_slots is then in the low-band slot order (the caller's contract)
+    TORCH_CHECK(p.k_slots != nullptr, "the low-band kernels take float32 k_slots");
+    CHECK_CUDA_TENSOR(*lowband_dft, "lowband_dft");
+    TORCH_CHECK(lowband_dft->scalar_type() == torch::kInt32 && lowband_dft->numel() == 32 * 12 &&
+                    lowband_dft->device() == u.device(),
+                "lowband_dft must be a (32, 12) int32 table on u's device");
+    p.lowband_dft = reinterpret_cast<const uint32_t*>(lowband_dft->data_ptr<int32_t>());
+  }
+  return run_forward(p, u);
 }
 
 std::vector<torch::Tensor> fftconv_bwd(const torch::Tensor& dy, const torch::Tensor& u,
@@ -208,17 +220,142 @@ torch::Tensor filter_to_slots(const torch::Tensor& k, const c10::optional<torch:
   return k_slots;
 }
 
-// filter_to_slots + fftconv_fwd in one host call (the eager route for time-domain taps at the fused
-// sizes: one Python -> C++ round trip fewer per call): returns (y, k_slots).
+void check_twiddles(const torch::Tensor& tw_stage, const torch::Tensor& tw_core, const torch::Device& device) {
+  for (const auto* tw : {&tw_stage, &tw_core}) {
+    CHECK_CUDA_TENSOR(*tw, "twiddle table");
+    TORCH_CHECK(tw->scalar_type() == torch::kFloat32 && tw->numel() == 16 * 32 * 8 * 2 && tw->device() == device,
+                "bad twiddle table");
+  }
+}
+
+const float* optional_channel_vector(const c10::optional<torch::Tensor>& t, int64_t n, const torch::Device& device,
+                                     const char* name) {
+  if (!t) return nullptr;
+  TORCH_CHECK(t->is_cuda() && t->is_contiguous(), name, " must be a contiguous CUDA tensor");
+  TORCH_CHECK(t->scalar_type() == torch::kFloat32 && t->dim() == 1 && t->size(0) == n && t->device() == device, name,
+              " must be (", n, ",) float32 on the filter's device, got ", t->sizes(), " ", t->scalar_type());
+  return t->data_ptr<float>();
+}
+
+// The FilterSource of time-domain taps (k, k_rev, bias: float32) for an fft_size-point filter.
+longconv::fftconv::FilterSource taps_source(const torch::Tensor& k, const c10::optional<torch::Tensor>& k_rev,
+                                            const c10::optional<torch::Tensor>& bias, int64_t fft_size) {
+  CHECK_CUDA_TENSOR(k, "k");
+  TORCH_CHECK(fft_size >= 256 && fft_size <= 32768 && (fft_size & (fft_size - 1)) == 0,
+              "the taps' fft_size must be a power of two in [256, 32768], got ", fft_size);
+  TORCH_CHECK(k.scalar_type() == torch::kFloat32 && k.dim() == 2 && k.size(1) <= fft_size && k.size(1) > 0,
+              "k must be (H, Lk) float32 with 0 < Lk <= fft_size, got ", k.sizes(), " ", k.scalar_type());
+  const int64_t H = k.size(0);
+  TORCH_CHECK(H > 0 && H <= INT32_MAX, "bad channel count ", H);
+  longconv::fftconv::FilterSource f{};
+  f.k = k.data_ptr<float>();
+  f.Lk = static_cast<int>(k.size(1));
+  if (k_rev) {
+    CHECK_CUDA_TENSOR((*k_rev), "k_rev");
+    TORCH_CHECK(k_rev->scalar_type() == torch::kFloat32 && k_rev->dim() == 2 && k_rev->size(0) == H &&
+                    k_rev->size(1) <= fft_size && k_rev->size(1) > 0 && k_rev->device() == k.device(),
+                "k_rev must be (H, Lr) float32 with 0 < Lr <= fft_size on k's device, got ", k_rev->sizes());
+    f.k_rev = k_rev->data_ptr<float>();
+    f.Lr = static_cast<int>(k_rev->size(1));
+  }
+  f.bias = optional_channel_vector(bias, H, k.device(), "bias");
+  f.scale = std::sqrt(static_cast<float>(fft_size));
+  return f;
+}
+
+// Time-domain filter -> slot-order spectrum with the kernel's own (bf16 tensor-core) forward FFT,
+// on its own (the forward kernel runs the same code as its prologue on the taps route).
+torch::Tensor filter_spectrum_slots(const torch::Tensor& k, const c10::optional<torch::Tensor>& k_rev,
+                                    const c10::optional<torch::Tensor>& bias, const torch::Tensor& tw_stage,
+                                    const torch::Tensor& tw_core, int64_t fft_size) {
+  longconv::fftconv::FilterSource f = taps_source(k, k_rev, bias, fft_size);
+  check_twiddles(tw_stage, tw_core, k.device());
+  const int64_t H = k.size(0);
+  Params p{};
+  p.B = 1;
+  p.H = static_cast<int>(H);
+  p.L = p.N = static_cast<int>(fft_size);
+  p.tw_stage = reinterpret_cast<const float2*>(tw_stage.data_ptr<float>());
+  p.tw_core = reinterpret_cast<const float2*>(tw_core.data_ptr<float>());
+  const c10::cuda::CUDAGuard guard(k.device());
+  auto k_slots = torch::empty({H, fft_size, 2}, k.options());
+  f.out = reinterpret_cast<float2*>(k_slots.data_ptr<float>());
+  const cudaError_t err = longconv::fftconv::launch_filter_spectrum(p, f, c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "filter_spectrum_slots launch failed: ", cudaGetErrorString(err));
+  return k_slots;
+}
+
+// The long path's filter rows (the outer forward pass over the bf16 taps: (2, hs*M1, M2)) -> their
+// slots in out (hs, M1, M2, 2) (float32, or bfloat16: half the bytes to write and to read in the
+// inner kernel), with the bias added and the channels flagged in bad_channels (hs,)
+// (a non-finite tap, zeroed by the outer pass) set to NaN.
+void filter_rows_to_slots(const torch::Tensor& rows, const torch::Tensor& bad_channels,
+                          const c10::optional<torch::Tensor>& bias, const torch::Tensor& out,
+                          const torch::Tensor& tw_stage, const torch::Tensor& tw_core, int64_t fft_size) {
+  CHECK_CUDA_TENSOR(rows, "rows");
+  CHECK_CUDA_TENSOR(out, "out");
+  CHECK_CUDA_TENSOR(bad_channels, "bad_channels");
+  TORCH_CHECK(rows.scalar_type() == torch::kBFloat16 && rows.dim() == 3 && rows.size(0) == 2,
+              "rows must be (2, rows, M2) bf16, got ", rows.sizes(), " ", rows.scalar_type());
+  const bool bf16_out = out.scalar_type() == torch::kBFloat16;
+  TORCH_CHECK((bf16_out || out.scalar_type() == torch::kFloat32) && out.dim() == 4 && out.size(3) == 2,
+              "out must be (channels, M1, M2, 2) float32 or bfloat16, got ", out.sizes(), " ", out.scalar_type());
+  const int64_t channels = out.size(0), M1 = out.size(1), M2 = out.size(2);
+  TORCH_CHECK(M1 >= 2 && M1 * M2 == fft_size && M2 >= 4096 && M2 <= 16384 && (M2 & (M2 - 1)) == 0 &&
+                  rows.size(1) == channels * M1 && rows.size(2) == M2,
+              "rows ", rows.sizes(), " and out ", out.sizes(), " do not match fft_size ", fft_size);
+  TORCH_CHECK(channels > 0 && channels * M1 <= INT32_MAX, "bad channel count ", channels);
+  TORCH_CHECK(bad_channels.scalar_type() == torch::kInt32 && bad_channels.numel() == channels,
+              "bad_channels must be (", channels, ",) int32");
+  TORCH_CHECK(reinterpret_cast<uintptr_t>(rows.data_ptr()) % 16 == 0, "rows must be 16-byte aligned");
+  TORCH_CHECK(out.device() == rows.device() && bad_channels.device() == rows.device(),
+              "rows, out and bad_channels must be on one device");
+  check_twiddles(tw_stage, tw_core, rows.device());
+  longconv::fftconv::FilterSource f{};
+  f.bias = optional_channel_vector(bias, channels, rows.device(), "bias");
+  f.bad_channels = bad_channels.data_ptr<int>();
+  f.rows_per_channel = static_cast<int>(M1);
+  f.mirror_rows = true;  // the rows of a real filter: rows k1 > M1/2 are written from their mirrors
+  f.scale = std::sqrt(static_cast<float>(fft_size));
+  if (bf16_out)
+    f.out_bf16 = reinterpret_cast<uint32_t*>(out.data_ptr());
+  else
+    f.out = reinterpret_cast<float2*>(out.data_ptr<float>());
+  Params p{};
+  p.B = 2;
+  p.H = static_cast<int>(channels * M1);
+  p.L = p.N = static_cast<int>(M2);
+  p.vec_ok = true;
+  p.u = rows.data_ptr();
+  p.tw_stage = reinterpret_cast<const float2*>(tw_stage.data_ptr<float>());
+  p.tw_core = reinterpret_cast<const float2*>(tw_core.data_ptr<float>());
+  const c10::cuda::CUDAGuard guard(rows.device());
+  const cudaError_t err = longconv::fftconv::launch_filter_spectrum(p, f, c10::cuda::getCurrentCUDAStream());
+  TORCH_CHECK(err == cudaSuccess, "filter_rows_to_slots launch failed: ", cudaGetErrorString(err));
+}
+
+// The taps route's forward in one host call: (y, the filter in kernel slot order, kept for the
+// backward). bf16 calls
+// compute the filter's spectrum in the forward kernel's prologue (its own forward FFT on the tensor
+// cores: no second launch); fp16 calls transform it in fp32 first (filter_to_slots: fp16's tighter
+// accuracy, N <= 8192).
 std::vector<torch::Tensor> fftconv_fwd_taps(const torch::Tensor& u, const torch::Tensor& k,
-                                            const c10::optional<torch::Tensor>& k_rev,
-                                            const c10::optional<torch::Tensor>& bias, const torch::Tensor& twiddle,
-                                            const c10::optional<torch::Tensor>& pre,
-                                            const c10::optional<torch::Tensor>& post, const torch::Tensor& tw_stage,
-                                            const torch::Tensor& tw_core, int64_t fft_size) {
-  auto k_slots = filter_to_slots(k, k_rev, bias, twiddle, fft_size);
-  auto y = fftconv_fwd(u, k_slots, pre, post, tw_stage, tw_core, fft_size, c10::nullopt);
-  return {y, k_slots};
+                                        const c10::optional<torch::Tensor>& k_rev,
+                                        const c10::optional<torch::Tensor>& bias, const torch::Tensor& twiddle,
+                                        const c10::optional<torch::Tensor>& pre,
+                                        const c10::optional<torch::Tensor>& post, const torch::Tensor& tw_stage,
+                                        const torch::Tensor& tw_core, int64_t fft_size) {
+  if (u.scalar_type() != torch::kBFloat16) {
+    auto k_slots = filter_to_slots(k, k_rev, bias, twiddle, fft_size);
+    return {fftconv_fwd(u, k_slots, pre, post, tw_stage, tw_core, fft_size, c10::nullopt), k_slots};
+  }
+  longconv::fftconv::FilterSource f = taps_source(k, k_rev, bias, fft_size);
+  const c10::cuda::CUDAGuard guard(k.device());
+  auto k_slots = torch::empty({k.size(0), fft_size, 2}, k.options());
+  Params p = make_params(u, k_slots, pre, post, tw_stage, tw_core, fft_size);
+  f.out = const_cast<float2*>(p.k_slots);
+  p.filter = f;
+  return {run_forward(p, u), k_slots};
 }
 
 // The eager training route for time-domain taps at the fused sizes, as a C++ autograd node: the
@@ -235,8 +372,8 @@ struct TapsFFTConv : public torch::autograd::Function<TapsFFTConv> {
     const auto f32_opt = [&](const c10::optional<torch::Tensor>& t) -> c10::optional<torch::Tensor> {
       return t ? c10::optional<torch::Tensor>(f32(*t)) : c10::nullopt;
     };
-    auto k_slots = filter_to_slots(f32(k), f32_opt(k_rev), f32_opt(bias), twiddle, fft_size);
-    auto y = fftconv_fwd(u, k_slots, pre, post, tw_stage, tw_core, fft_size, c10::nullopt);
+    auto r = fftconv_fwd_taps(u, f32(k), f32_opt(k_rev), f32_opt(bias), twiddle, pre, post, tw_stage, tw_core, fft_size);
+    auto y = r[0], k_slots = r[1];
     const torch::Tensor none;
     ctx->save_for_backward({u, k_slots, pre ? *pre : none, post ? *post : none, tw_stage, tw_core, adjoint_weights});
     ctx->saved_data["fft_size"] = fft_size;
@@ -424,11 +561,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         py::arg("fft_size"), py::arg("lowband_dft") = py::none());
   m.def("fftconv_bwd", &fftconv_bwd, "fused FFT convolution, backward: (du, dk_f or raw slot accumulators, dpre, dpost)");
   m.def("fftconv_outer", &fftconv_outer, "long-sequence path: one outer FFT pass over a chunk");
-  m.def("fftconv_fwd_taps", &fftconv_fwd_taps, "filter_to_slots + fftconv_fwd in one call: (y, k_slots)");
+  m.def("fftconv_fwd_taps", &fftconv_fwd_taps, "forward from time-domain taps in one call: (y, k_slots)");
   m.def("fftconv_taps_autograd", &fftconv_taps_autograd, "taps route with a C++ autograd node (training)");
   m.def("spectrum_to_slots", &spectrum_to_slots, "filter spectrum -> kernel slot layout", py::arg("k_f"),
         py::arg("fft_size"), py::arg("outer"), py::arg("low_band") = false);
-  m.def("filter_to_slots", &filter_to_slots, "time-domain filter -> kernel slot layout (N <= 8192)");
+  m.def("filter_to_slots", &filter_to_slots, "time-domain filter -> kernel slot layout, fp32 (N <= 8192)");
+  m.def("filter_spectrum_slots", &filter_spectrum_slots, "time-domain filter -> kernel slot layout, bf16 tensor cores");
+  m.def("filter_rows_to_slots", &filter_rows_to_slots, "long path: filter rows -> their slots, bf16 tensor cores");
   m.def("slots_to_spectrum_grad", &slots_to_spectrum_grad, "long path: filter accumulators -> spectrum gradient");
   m.def("shortconv_fwd", &shortconv_fwd, "short depthwise conv1d (reverse_taps: its input gradient)");
   m.def("shortconv_wgrad", &shortconv_wgrad, "short depthwise conv1d weight/bias gradient partial sums");

@@ -108,6 +108,40 @@ def long_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: in
     return y
 
 
+def long_filter_slots(mod, k: Tensor, bias: Tensor | None, fft_size: int, outer: int,
+                      dtype: torch.dtype = torch.bfloat16) -> Tensor:
+    """The inner rows' filter spectra (H, M1, M2, 2) in slot order, from time-domain taps, with the
+    data's own pipeline: the outer forward pass over the bf16 taps (one batch row per channel),
+    then the fused kernel's forward FFT of each row on the tensor cores (``filter_rows_to_slots``,
+    which also adds the D term and marks channels with a non-finite tap NaN). Replaces the padded
+    copy + cuFFT rfft + layout kernel of :func:`cached_kernel_spectrum`. The slots are bf16 (``dtype``):
+    half the bytes to write here and to read in the inner kernel; the spectrum carries bf16
+    rounding, like the data rows it multiplies."""
+    H = k.shape[0]
+    inner = fft_size // outer
+    taps = k.detach().to(torch.bfloat16).contiguous()[None]
+    bias = None if bias is None else bias.detach().float().contiguous()
+    bad = torch.zeros(1, H, dtype=torch.int32, device=k.device)
+    slots = torch.empty(H, outer, inner, 2, dtype=dtype, device=k.device)
+    tw_stage, tw_core = twiddle_tables(k.device)
+    hs = max(1, min(H, _workspace_bytes() // (4 * fft_size)))  # bf16 rows: 4 bytes per point and channel
+    for h0 in range(0, H, hs):
+        n = min(hs, H - h0)
+        rows = torch.empty(2, n * outer, inner, dtype=torch.bfloat16, device=k.device)
+        mod.fftconv_outer(taps, None, rows, bad, fft_size, outer, 0, h0, False)
+        mod.filter_rows_to_slots(rows, bad[0, h0 : h0 + n], None if bias is None else bias[h0 : h0 + n],
+                                 slots[h0 : h0 + n], tw_stage, tw_core, fft_size)
+    return slots
+
+
+def long_taps_fwd_cuda(mod, u: Tensor, k: Tensor, bias: Tensor | None, pre_gate, post_gate, fft_size: int) -> Tensor:
+    """Forward of the long path from causal taps (inference): :func:`long_filter_slots`, then
+    :func:`long_fwd_cuda`."""
+    outer, _ = long_plan(fft_size, pre_gate is not None or post_gate is not None)
+    k_slots = long_filter_slots(mod, k, bias, fft_size, outer)
+    return long_fwd_cuda(mod, u, None, pre_gate, post_gate, fft_size, k_slots=k_slots)
+
+
 def long_bwd_cuda(mod, dy: Tensor, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int):
     """(du, dk_f, dpre, dpost) of the long path. With a post gate the convolution is recomputed
     (one forward) for dpost; gate products are elementwise torch ops."""

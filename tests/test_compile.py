@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch import nn
 
+from helpers import rel_err
 from longconv_models import fftconv, short_conv
 
 
@@ -69,6 +70,12 @@ def test_torch_compile_fullgraph_cuda_kernels(dynamic):
     compiled = torch.compile(m.bfloat16(), fullgraph=True, dynamic=dynamic, backend="aot_eager")
     y = compiled(u)
     assert last_backend() == ("cuda", "")
-    torch.testing.assert_close(y, m(u), rtol=0, atol=0)
+    # the same kernels; the compiled graph transforms the filter with torch's fp32 rfft, the eager
+    # taps route on the tensor cores (bf16 rounding): both against a float64 reference
+    y_eager = m(u)
+    m64 = GatedConv(4, 16).cuda().double()
+    m64.load_state_dict(m.state_dict())
+    y_ref = m64(u.detach().double())
+    assert rel_err(y, y_ref) < 1e-2 and rel_err(y_eager, y_ref) < 1e-2 and rel_err(y, y_eager) < 5e-3
     y.float().sum().backward()
     assert last_backend("fftconv_bwd") == ("cuda", "") and m.k.grad is not None and u.grad is not None

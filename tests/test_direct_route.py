@@ -28,6 +28,23 @@ class FakeExtension:
         assert k.dtype == torch.float32 and k.is_contiguous() and twiddle.shape == (N // 2, 2)
         return torch.zeros(k.shape[0], N, 2)
 
+    def filter_spectrum_slots(self, k, k_rev, bias, tw_stage, tw_core, N):
+        self.calls.append("filter_spectrum_slots")
+        assert k.dtype == torch.float32 and k.is_contiguous()
+        return torch.zeros(k.shape[0], N, 2)
+
+    def filter_rows_to_slots(self, rows, bad, bias, out, tw_stage, tw_core, N):
+        self.calls.append("filter_rows_to_slots")
+        assert rows.dtype == torch.bfloat16 and rows.shape[0] == 2 and rows.shape[1] == out.shape[0] * out.shape[1]
+        assert bad.shape == (out.shape[0],) and (bias is None or bias.shape == (out.shape[0],))
+        out.zero_()
+
+    def fftconv_outer(self, seq, gate, inner, bad_rows, N, M1, pair0, h0, inverse):
+        self.calls.append("fftconv_outer" + (" inverse" if inverse else ""))
+        assert inner.dtype == torch.bfloat16 and inner.shape[1] % M1 == 0 and inner.shape[2] == N // M1
+        if inverse:
+            seq.zero_()
+
     def spectrum_to_slots(self, k_f, N, outer, low_band=False):
         self.calls.append("spectrum_to_slots" + (" (low band)" if low_band else ""))
         return torch.zeros(k_f.shape[0], N, 2)
@@ -39,6 +56,10 @@ class FakeExtension:
         return torch.zeros_like(u)
 
     def fftconv_fwd_taps(self, u, k, k_rev, bias, twiddle, pre, post, tw_stage, tw_core, N):
+        assert k.dtype == torch.float32 and k.is_contiguous()
+        if u.dtype == torch.bfloat16:  # the forward kernel transforms the taps in its prologue
+            self.calls.append("fftconv_fwd (filter prologue)")
+            return torch.zeros_like(u), torch.zeros(k.shape[0], N, 2)
         k_slots = self.filter_to_slots(k, k_rev, bias, twiddle, N)
         return self.fftconv_fwd(u, k_slots, pre, post, tw_stage, tw_core, N), k_slots
 
@@ -93,15 +114,24 @@ def fake(monkeypatch):
     return ext
 
 
-@pytest.mark.parametrize("N,filter_call", [(256, "filter_to_slots"), (16384, "spectrum_to_slots")])
-def test_fftconv_direct_route_calls_and_gradients(fake, N, filter_call):
+@pytest.mark.parametrize(
+    "N,dtype,fwd_calls",
+    [
+        # bf16: the forward kernel transforms the taps itself, at every fused size
+        (256, torch.bfloat16, ["fftconv_fwd (filter prologue)"]),
+        (16384, torch.bfloat16, ["fftconv_fwd (filter prologue)"]),
+        (256, torch.float16, ["filter_to_slots", "fftconv_fwd"]),  # fp16: an fp32 transform up to 4K
+        (16384, torch.float16, ["spectrum_to_slots", "fftconv_fwd"]),  # then rfft + layout
+    ],
+)
+def test_fftconv_direct_route_calls_and_gradients(fake, N, dtype, fwd_calls):
     B, H, L = 3, 4, N // 2 - 5
-    u = torch.randn(B, H, L).bfloat16().requires_grad_()
+    u = torch.randn(B, H, L).to(dtype).requires_grad_()
     k, k_rev, bias = torch.randn(H, L, requires_grad=True), torch.randn(H, 7, requires_grad=True), torch.randn(H)
-    gate = torch.randn(B, H, L).bfloat16()
+    gate = torch.randn(B, H, L).to(dtype)
     y = lcm.fftconv(u, k, k_rev=k_rev, bias=bias, pre_gate=gate, post_gate=gate, fft_size=N)
     y.float().sum().backward()
-    assert fake.calls == [filter_call, "fftconv_fwd", "fftconv_bwd"]
+    assert fake.calls == fwd_calls + ["fftconv_bwd"]
     assert lcm.last_backend() == ("cuda", "") and lcm.last_backend("fftconv_bwd") == ("cuda", "")
     assert u.grad.shape == u.shape and k.grad.shape == k.shape and k_rev.grad.shape == k_rev.shape
     assert bias.grad is None and gate.grad is None  # not asked for
@@ -109,7 +139,27 @@ def test_fftconv_direct_route_calls_and_gradients(fake, N, filter_call):
     fake.calls.clear()
     with torch.no_grad():
         lcm.fftconv(u, k, fft_size=N)
-    assert fake.calls == [filter_call, "fftconv_fwd"]
+    assert fake.calls == fwd_calls
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_long_path_inference_transforms_taps_on_its_own_pipeline(fake, dtype):
+    """Long-path inference with causal taps: the outer pass over the taps and the filter-row
+    transform, then the usual three passes (no rfft, no layout kernel); with anti-causal taps or
+    with grad, the spectrum route."""
+    N, B, H = 2**16, 3, 4
+    u = torch.randn(B, H, N // 2).to(dtype)
+    k, bias = torch.randn(H, 1000), torch.randn(H)
+    with torch.no_grad():
+        lcm.fftconv(u, k, bias=bias, fft_size=N)
+    assert fake.calls == ["fftconv_outer", "filter_rows_to_slots", "fftconv_outer", "fftconv_fwd", "fftconv_outer inverse"]
+    fake.calls.clear()
+    with torch.no_grad():
+        lcm.fftconv(u, k, k_rev=torch.randn(H, 5), fft_size=N)
+    assert fake.calls == ["spectrum_to_slots", "fftconv_outer", "fftconv_fwd", "fftconv_outer inverse"]
+    fake.calls.clear()
+    lcm.fftconv(u, k.requires_grad_(), fft_size=N)
+    assert fake.calls[0] == "spectrum_to_slots"
 
 
 def test_short_conv_direct_route_calls_and_gradients(fake):

@@ -9,6 +9,27 @@ namespace longconv::fftconv {
 
 enum class DType : int { kBF16 = 0, kFP16 = 1 };
 
+// The filter spectrum from the kernel's own forward FFT (bf16 tensor cores; bf16 calls): from
+// time-domain taps (k != nullptr: the circular filter of k and k_rev, a real row, as part 0 of
+// pair 0) or from the long path's filter rows (the outer pass over the taps; Params::u, B = 2: the
+// rows' real and imaginary planes). out[h] = scale * F(row h) + bias[h / rows_per_channel] in slot
+// order (the layout of Params::k_slots). Either its own kernel (launch_filter_spectrum, one block
+// per row) or, from taps, the prologue of the forward kernel (Params::filter).
+struct FilterSource {
+  const float* k = nullptr;           // (H, Lk) causal taps, or nullptr: rows in Params::u
+  const float* k_rev = nullptr;       // (H, Lr) anti-causal taps: k_rev[j] at position N - 1 - j
+  int Lk = 0, Lr = 0;
+  const float* bias = nullptr;        // (channels,): the D term, flat over frequency
+  const int* bad_channels = nullptr;  // (channels,): nonzero -> the channel's slots are NaN
+  int rows_per_channel = 1;           // M1 (rows source)
+  // Rows source of a real filter: K[N - f] = conj K[f], so row M1 - k1 at inner frequency
+  // M2 - 1 - k2 mirrors row k1 at k2. One block per row k1 <= M1 / 2 writes both.
+  bool mirror_rows = false;
+  float scale = 1.f;                  // sqrt(fft size): the kernel's DFTs are unitary
+  float2* out = nullptr;              // (H, N) slots, fp32
+  uint32_t* out_bf16 = nullptr;       // or as bf16 (re, im) pairs (Params::k_slots_bf16)
+};
+
 struct Params {
   // Sequences are (B, H, L) row-major tensors of 16-bit elements; the filter has H channels.
   int B, H, L;
@@ -32,10 +53,14 @@ struct Params {
   float2* s_partial = nullptr; // (chunks, H, P, N): per-block filter-gradient accumulators
 
   const float2* k_slots = nullptr;   // (H, N) full filter spectrum in kernel slot order
+  const uint32_t* k_slots_bf16 = nullptr;  // or the same as bf16 (re, im) pairs (the long path's rows)
   // Forward only. A frequency-sparse filter whose spectrum is zero at |f| >= N/4, in the low-band
   // slot order (the core's columns rotated, kernels_api.slot_frequencies(low_band=True)): the
   // core computes half of its last DFT stage. lowband_dft holds its DFT fragments (32 lanes x 12).
   const uint32_t* lowband_dft = nullptr;
+  // Forward only (bf16): with filter.k set, each block first computes its channel's spectrum from
+  // the taps into filter.out (== k_slots; read back with coherent loads).
+  FilterSource filter{};
   const float2* tw_stage = nullptr;  // (16, 32, 8) radix-16 stage twiddles, lane order
   const float2* tw_core = nullptr;   // (16, 32, 8) the same twiddles at the core's output slots
 };
@@ -74,6 +99,7 @@ cudaError_t launch_outer_pass(const OuterParams& p, DType dtype, bool inverse, c
 // low-band slot order (Params::lowband_dft).
 cudaError_t launch_spectrum_to_slots(const float2* k_f, float2* k_slots, int H, int N, int M1, bool low_band,
                                      cudaStream_t stream);
+cudaError_t launch_filter_spectrum(const Params& p, const FilterSource& f, cudaStream_t stream);
 cudaError_t launch_filter_to_slots(const float* k, int Lk, const float* k_rev, int Lr, const float* bias,
                                    const float2* twiddle, float2* k_slots, int H, int N, cudaStream_t stream);
 // Backward accumulators (chunks, H, P, N) in slot order (M1 = 1; for M1 > 1 the long path's

@@ -1,4 +1,5 @@
-// Forward instantiations: 2 dtypes x 4 first-stage radices x (dense, low-band filter).
+// Forward instantiations: 2 dtypes x 4 first-stage radices x (dense, low-band filter); bf16 x 4
+// radices x (bf16 slots, taps prologue; the filter spectrum kernel); the filter layout kernels.
 #include "fftconv_launch.cuh"
 
 namespace longconv::fftconv {
@@ -7,20 +8,47 @@ template <typename T, int R0>
 struct ForwardKernel {
   static auto get() { return &fftconv_forward_kernel<T, R0, false>; }
 };
-// A separate instantiation, so that the dense kernel's register allocation is not shared with it.
+// Separate instantiations, so that the dense kernel's register allocation is not shared with them.
 template <typename T, int R0>
 struct LowBandForwardKernel {
   static auto get() { return &fftconv_forward_kernel<T, R0, true>; }
 };
+template <typename T, int R0>
+struct Bf16SlotsForwardKernel {
+  static auto get() { return &fftconv_forward_kernel<T, R0, false, FilterIn::kSlotsBf16>; }
+};
+template <typename T, int R0>
+struct TapsForwardKernel {
+  static auto get() { return &fftconv_forward_kernel<T, R0, false, FilterIn::kTaps>; }
+};
 
-template <template <typename, int> class KernelOf>
+// Calls f(kernel) with the bf16 kernel for R0 of N (the variants that exist for bf16 only).
+template <template <typename, int> class KernelOf, typename F>
+cudaError_t with_bf16_kernel(int N, F&& f) {
+  switch (radix0(N)) {
+    case 1: return f(KernelOf<__nv_bfloat16, 1>::get());
+    case 2: return f(KernelOf<__nv_bfloat16, 2>::get());
+    case 4: return f(KernelOf<__nv_bfloat16, 4>::get());
+    case 8: return f(KernelOf<__nv_bfloat16, 8>::get());
+    default: return cudaErrorInvalidValue;
+  }
+}
+
+template <template <typename, int> class KernelOf, bool kBf16Only = false>
 cudaError_t launch_forward_with(const Params& p, DType dtype, cudaStream_t stream) {
+  const auto dispatch = [&](auto&& f) {
+    if constexpr (kBf16Only)
+      return dtype == DType::kBF16 ? with_bf16_kernel<KernelOf>(p.N, f) : cudaErrorInvalidValue;
+    else
+      return with_kernel<KernelOf>(p.N, dtype, f);
+  };
   Geometry geo{};
-  with_kernel<KernelOf>(p.N, dtype, [&](auto kernel) {
+  const cudaError_t err = dispatch([&](auto kernel) {
     geo = geometry_of(kernel, p, 2);
     return cudaSuccess;
   });
-  return with_kernel<KernelOf>(p.N, dtype, [&](auto kernel) { return launch_with(kernel, p, geo, stream); });
+  if (err != cudaSuccess) return err;
+  return dispatch([&](auto kernel) { return launch_with(kernel, p, geo, stream); });
 }
 
 Geometry geometry_forward(const Params& p, DType dtype) {
@@ -33,8 +61,87 @@ Geometry geometry_forward(const Params& p, DType dtype) {
 }
 
 cudaError_t launch_forward(const Params& p, DType dtype, cudaStream_t stream) {
-  return p.lowband_dft != nullptr ? launch_forward_with<LowBandForwardKernel>(p, dtype, stream)
-                                  : launch_forward_with<ForwardKernel>(p, dtype, stream);
+  if (p.filter.k != nullptr) return launch_forward_with<TapsForwardKernel, true>(p, dtype, stream);
+  if (p.k_slots_bf16 != nullptr) return launch_forward_with<Bf16SlotsForwardKernel, true>(p, dtype, stream);
+  if (p.lowband_dft != nullptr) return launch_forward_with<LowBandForwardKernel>(p, dtype, stream);
+  return launch_forward_with<ForwardKernel>(p, dtype, stream);
+}
+
+// The filter's spectrum (see FilterSource): the forward half of a pass over one row, its slots
+// written out. bf16 only: bf16 has fp32's exponent range, so any fp32 filter transforms safely.
+// At M2 = 4096 (64K..1M points) it runs 3 blocks per SM (85 registers, no spills): more of the
+// latency of its load -> FFT -> store sequence hidden than with 2.
+template <int R0>
+__global__ void __launch_bounds__(kThreads, R0 == 1 ? 3 : 2) filter_spectrum_kernel(const __grid_constant__ Params p,
+                                                                                   const __grid_constant__ FilterSource f) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  const int M1 = f.rows_per_channel, per_channel = f.mirror_rows ? M1 / 2 + 1 : M1;
+  const int channel = blockIdx.x / per_channel, k1 = blockIdx.x % per_channel;
+  const Block<__nv_bfloat16, R0> blk(p, smem_raw, channel * M1 + k1);
+  if (threadIdx.x < 4) blk.flags[threadIdx.x] = 0;
+  __syncthreads();
+  if (f.k != nullptr)
+    blk.load_taps(f);
+  else
+    blk.load_forward(LoadSpec{p.u, nullptr}, 0, 0);
+  __syncthreads();
+  const bool bad = (f.bad_channels != nullptr && f.bad_channels[channel] != 0) || blk.flag(0, 0, 0) != 0 ||
+                   blk.flag(0, 0, 1) != 0;
+  const bool mirror = f.mirror_rows && k1 != 0 && 2 * k1 != M1;
+  const int64_t row = static_cast<int64_t>(blk.h) * p.N;
+  const int64_t mirror_row = static_cast<int64_t>(channel * M1 + M1 - k1) * p.N;
+  const auto store = [&](int64_t off, const float2(&z)[8]) {
+    if (f.out_bf16 != nullptr) {
+      uint32_t w[8];
+#pragma unroll
+      for (int s = 0; s < 8; ++s) w[s] = pack2<__nv_bfloat16>(z[s].x, z[s].y);
+      uint4* dst = reinterpret_cast<uint4*>(f.out_bf16 + off);
+      dst[0] = make_uint4(w[0], w[1], w[2], w[3]);
+      dst[1] = make_uint4(w[4], w[5], w[6], w[7]);
+    } else {
+      Block<__nv_bfloat16, R0>::store8(f.out + off, z);
+    }
+  };
+  blk.forward_spectrum(f.scale, f.bias != nullptr ? f.bias[channel] : 0.f, [&](int q, float2(&zs)[8]) {
+    if (bad) {
+#pragma unroll
+      for (int s = 0; s < 8; ++s) zs[s] = make_float2(__int_as_float(0x7fffffff), __int_as_float(0x7fffffff));
+    }
+    store(row + q, zs);
+    if (mirror) {
+      // the slot order's digits are those of the frequency, so complementing the inner frequency
+      // (M2 - 1 - k2) complements the slot: the mirror row is this row reversed and conjugated
+      float2 zm[8];
+#pragma unroll
+      for (int s = 0; s < 8; ++s) zm[s] = make_float2(zs[7 - s].x, -zs[7 - s].y);
+      store(mirror_row + (p.N - 8 - q), zm);
+    }
+  });
+}
+
+cudaError_t launch_filter_spectrum(const Params& p, const FilterSource& f, cudaStream_t stream) {
+  Params q = p;
+  q.pairs_per_step = 1;
+  q.use_staging = false;
+  const int smem = SmemLayout(q.N, 1, q.L, false, 2).total();  // 4 bytes per point: <= 128 KB
+  const int M1 = f.rows_per_channel;
+  if (f.mirror_rows && (f.k != nullptr || M1 < 2 || q.H % M1 != 0)) return cudaErrorInvalidValue;
+  const int blocks = f.mirror_rows ? q.H / M1 * (M1 / 2 + 1) : q.H;
+  const auto launch = [&](auto kernel) {
+    if (smem > 48 * 1024) {
+      const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+      if (err != cudaSuccess) return err;
+    }
+    kernel<<<blocks, kThreads, smem, stream>>>(q, f);
+    return cudaGetLastError();
+  };
+  switch (radix0(q.N)) {
+    case 1: return launch(&filter_spectrum_kernel<1>);
+    case 2: return launch(&filter_spectrum_kernel<2>);
+    case 4: return launch(&filter_spectrum_kernel<4>);
+    case 8: return launch(&filter_spectrum_kernel<8>);
+    default: return cudaErrorInvalidValue;
+  }
 }
 
 // Full-spectrum value at frequency f of a real filter from v, its half-spectrum value at bin

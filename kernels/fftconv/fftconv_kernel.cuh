@@ -108,7 +108,13 @@ struct SmemLayout {
   __host__ __device__ int total() const { return planes_bytes + staging_bytes + flags_bytes; }
 };
 
-template <typename T, int R0>
+// Where a forward kernel's filter comes from: fp32 slots (Params::k_slots), bf16 slots
+// (Params::k_slots_bf16: the long path's filter rows), or the taps (Params::filter: the kernel's
+// prologue writes the slots, then every core reads them back with coherent loads). Separate
+// instantiations, so that the plain kernel's code and registers stay its own.
+enum class FilterIn { kSlots, kSlotsBf16, kTaps };
+
+template <typename T, int R0, FilterIn kFilter = FilterIn::kSlots>
 struct Block {
   static constexpr int V = R0 > 1 ? 16 / R0 : 8;  // elements per row access in the first stage
 
@@ -127,9 +133,10 @@ struct Block {
   Dft16<T> dft;
   float2 tw_core[2][4];  // W256^(row*col) at the accumulator positions of this lane
 
-  __device__ Block(const Params& params, unsigned char* shared)
+  // row: the channel (filter row) this block works on (default: blockIdx.x)
+  __device__ Block(const Params& params, unsigned char* shared, int row = -1)
       : p(params),
-        h(blockIdx.x),
+        h(row < 0 ? static_cast<int>(blockIdx.x) : row),
         lane(threadIdx.x & 31),
         warp(threadIdx.x >> 5),
         N(params.N),
@@ -141,7 +148,7 @@ struct Block {
         log_chunks(ilog2(params.N / 8)),
         log_lchunks(ilog2(2 * ((params.L + 7) / 8) - 1)),
         HL(static_cast<int64_t>(params.H) * params.L),
-        hL(static_cast<int64_t>(blockIdx.x) * params.L),
+        hL(static_cast<int64_t>(row < 0 ? static_cast<int>(blockIdx.x) : row) * params.L),
         stage1(params.N / (kCore * R0) == 16) {
     const SmemLayout lay(N, P, p.L, p.use_staging, sizeof(T));
     smem = reinterpret_cast<T*>(shared);
@@ -282,23 +289,30 @@ struct Block {
 
   // ---- first stage: plain load (R0 == 1) or radix-R0 DFT fused with the load (R0 > 1) ----
   __device__ void load_forward(const LoadSpec& ld, int pair0, int pass) const {
+    load_forward_with([&](auto& x, int pair, int part, int pos) { load_gated(x, ld, pair, pair0, part, pos, pass); }, P);
+  }
+
+  // The same from any source, for the first `pairs` pairs: load(x, local_pair, part, pos) fills
+  // x[0..W) with row positions [pos, pos + W) of the pair's part (zero past the end).
+  template <class Load>
+  __device__ __forceinline__ void load_forward_with(const Load& load, int pairs) const {
     if constexpr (R0 == 1) {
-      for (int it = threadIdx.x; it < (P * 2) << log_chunks; it += kThreads) {
+      for (int it = threadIdx.x; it < (pairs * 2) << log_chunks; it += kThreads) {
         const int c = it & ((1 << log_chunks) - 1), part = (it >> log_chunks) & 1, pair = it >> (log_chunks + 1);
         float x[8];
-        load_gated<8>(x, ld, pair, pair0, part, 8 * c, pass);
+        load(x, pair, part, 8 * c);
         store_smem_vec<8>(plane(pair, part) + swz(8 * c), x);
       }
     } else {
       const int log_groups = log_chunks + 3 - ilog2(R0 * V);  // log2(S0 / V)
       const float scale = rsqrtf(static_cast<float>(R0));
-      for (int it = threadIdx.x; it < P << log_groups; it += kThreads) {
+      for (int it = threadIdx.x; it < pairs << log_groups; it += kThreads) {
         const int c = (it & ((1 << log_groups) - 1)) * V, pair = it >> log_groups;
         float re[R0][V], im[R0][V];
 #pragma unroll
         for (int n0 = 0; n0 < R0; ++n0) {
-          load_gated<V>(re[n0], ld, pair, pair0, 0, n0 * S0 + c, pass);
-          load_gated<V>(im[n0], ld, pair, pair0, 1, n0 * S0 + c, pass);
+          load(re[n0], pair, 0, n0 * S0 + c);
+          load(im[n0], pair, 1, n0 * S0 + c);
         }
 #pragma unroll
         for (int v = 0; v < V; ++v) {
@@ -433,6 +447,59 @@ struct Block {
     }
   }
   __device__ __forceinline__ static void load8(float2 (&v)[8], const float2* src) { load_slots(v, src); }
+  __device__ __forceinline__ static void load8(float2 (&v)[8], const uint32_t* src) {  // bf16 (re, im) pairs
+    const uint4 a = __ldg(reinterpret_cast<const uint4*>(src)), b = __ldg(reinterpret_cast<const uint4*>(src) + 1);
+    const uint32_t w[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] = unpack2<__nv_bfloat16>(w[i]);
+  }
+  // the filter's 8 slots of this lane at slot offset `off` of row h (kTaps: written by this
+  // kernel's prologue, so coherent loads, not the read-only path)
+  __device__ __forceinline__ void load_filter8(float2 (&v)[8], int64_t off) const {
+    if constexpr (kFilter == FilterIn::kSlotsBf16)
+      load8(v, p.k_slots_bf16 + off);
+    else if constexpr (kFilter == FilterIn::kTaps)
+      load8_rw(v, p.k_slots + off);
+    else
+      load8(v, p.k_slots + off);
+  }
+
+  // The circular filter of time-domain taps (FilterSource::k, k_rev) as part 0 of pair 0, through
+  // the first stage. A non-finite tap is not masked: the whole spectrum of its channel becomes NaN,
+  // as with any FFT.
+  __device__ void load_taps(const FilterSource& f) const {
+    const float* k = f.k + static_cast<int64_t>(h) * f.Lk;
+    const float* k_rev = f.k_rev != nullptr ? f.k_rev + static_cast<int64_t>(h) * f.Lr : nullptr;
+    load_forward_with(
+        [&](auto& x, int, int part, int pos) {
+          constexpr int W = sizeof(x) / sizeof(float);
+#pragma unroll
+          for (int v = 0; v < W; ++v) {
+            const int t = pos + v;
+            float tap = part == 0 && t < f.Lk ? k[t] : 0.f;
+            if (part == 0 && k_rev != nullptr && t >= N - f.Lr) tap += k_rev[N - 1 - t];
+            x[v] = tap;
+          }
+        },
+        1);
+  }
+
+  // The forward FFT of pair 0 after its first stage: emit(q, zs) per core tile, zs the 8 spectrum
+  // values of this lane (slots q .. q + 7) times scale, plus bias on the real parts.
+  template <class Emit>
+  __device__ void forward_spectrum(float scale, float bias, const Emit& emit) const {
+    if (stage1) {
+      stage16<false>(1);
+      __syncthreads();
+    }
+    for (int tile = warp; tile < tiles; tile += kWarps) {
+      float2 zs[8];
+      core_forward(zs, 0, tile);
+#pragma unroll
+      for (int s = 0; s < 8; ++s) zs[s] = make_float2(fmaf(zs[s].x, scale, bias), zs[s].y * scale);
+      emit((tile * 32 + lane) * 8, zs);
+    }
+  }
   __device__ __forceinline__ static void load8_rw(float2 (&v)[8], const float2* src) {  // not read-only
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
@@ -480,10 +547,10 @@ struct Block {
         }
   }
 
-  // The radix-16 tensor-core stage: 16-point DFTs down columns of 16 x 256 blocks.
+  // The radix-16 tensor-core stage: 16-point DFTs down columns of 16 x 256 blocks (first `pairs`).
   template <bool kInverse>
-  __device__ void stage16() const {
-    for (int it = warp; it < P * R0 * 16; it += kWarps) {
+  __device__ void stage16(int pairs) const {
+    for (int it = warp; it < pairs * R0 * 16; it += kWarps) {
       const int cb = it % 16, k0 = (it / 16) % R0, pair = it / (16 * R0);
       const int base = k0 * S0 + 16 * cb;
       float2 tw[8];
@@ -613,7 +680,7 @@ struct Block {
       return;
     } else {
       // global loads first, so that their latency hides behind the forward matmuls
-      load8(kv, p.k_slots + static_cast<int64_t>(h) * N + slot_off);
+      load_filter8(kv, static_cast<int64_t>(h) * N + slot_off);
       float2 tw_epi[8];
       if (stage1) load8(tw_epi, p.tw_core + ((tile % 16) * 32 + lane) * 8);
       if constexpr (kMode == CoreMode::kGradConv) {
@@ -674,7 +741,7 @@ struct Block {
     __syncthreads();
     if (p.use_staging && next_pair0 >= 0) prefetch(next_ld, next_pair0);
     if (stage1) {
-      stage16<false>();
+      stage16<false>(P);
       __syncthreads();
     }
     if constexpr (kMode == CoreMode::kConvLowBand) {
@@ -687,7 +754,7 @@ struct Block {
     __syncthreads();
     if constexpr (kMode == CoreMode::kSaveSpectrum) return;
     if (stage1) {
-      stage16<true>();
+      stage16<true>(P);
       __syncthreads();
     }
     store_inverse(st, pair0, pass);
@@ -695,16 +762,25 @@ struct Block {
   }
 };
 
-template <typename T, int R0, bool kLowBand>
+template <typename T, int R0, bool kLowBand, FilterIn kFilter = FilterIn::kSlots>
 __global__ void __launch_bounds__(kThreads, 2) fftconv_forward_kernel(const __grid_constant__ Params p) {
   constexpr CoreMode kMode = kLowBand ? CoreMode::kConvLowBand : CoreMode::kConv;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  const Block<T, R0> blk(p, smem_raw);
+  const Block<T, R0, kFilter> blk(p, smem_raw);
   const int P = p.pairs_per_step;
   const int n_steps = ((p.B + 1) / 2 + P - 1) / P;
   const LoadSpec ld{p.u, p.pre};
   const StoreSpec st{p.y, p.post, nullptr, nullptr};
   if (p.use_staging && blockIdx.y < n_steps) blk.prefetch(ld, blockIdx.y * P);
+  if constexpr (kFilter == FilterIn::kTaps) {
+    // taps route: the channel's filter spectrum first, from its taps (no separate launch; every
+    // block of the channel writes the same values, then reads its own back)
+    blk.load_taps(p.filter);
+    __syncthreads();
+    const float bias = p.filter.bias != nullptr ? p.filter.bias[blk.h] : 0.f;
+    float2* out = p.filter.out + static_cast<int64_t>(blk.h) * p.N;
+    blk.forward_spectrum(p.filter.scale, bias, [&](int q, const float2(&zs)[8]) { blk.store8(out + q, zs); });
+  }
   for (int step = blockIdx.y; step < n_steps; step += gridDim.y) {
     const int next = step + gridDim.y;
     blk.template pass<kMode>(ld, st, step * P, 0, ld, next < n_steps ? next * P : -1, step == blockIdx.y);

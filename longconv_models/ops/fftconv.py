@@ -37,9 +37,11 @@ LONG_FFT_SIZES = tuple(2**p for p in range(16, 23))  # 64K .. 4M: outer passes +
 KERNEL_FFT_SIZES = FUSED_FFT_SIZES + LONG_FFT_SIZES
 
 KERNEL_DTYPES = (torch.bfloat16, torch.float16)
-# Up to this size the eager CUDA route transforms a time-domain filter with its own one-launch
-# kernel (host-bound sizes: saves ~70 us of rfft + layout calls); above, cuFFT is faster on device.
-FILTER_KERNEL_MAX_FFT_SIZE = 4096
+# Up to these sizes the eager CUDA route transforms a time-domain filter itself, in the same host
+# call as the convolution: bf16 calls on the fused kernel's own forward FFT (tensor cores, every
+# fused size), fp16 calls with an fp32 one-launch transform (fp16 keeps its tighter accuracy; it
+# beats rfft + layout up to 4K). Above, and in the long path, see ``_long_taps_route``.
+TAPS_ROUTE_MAX_FFT_SIZE = {torch.bfloat16: 16384, torch.float16: 4096}
 
 
 def takes_long_path(fft_size: int, dtype: torch.dtype) -> bool:
@@ -49,6 +51,13 @@ def takes_long_path(fft_size: int, dtype: torch.dtype) -> bool:
     fp16 keeps the fused kernel there: the long path's bf16 intermediate would lose fp16's extra
     precision."""
     return fft_size in LONG_FFT_SIZES or (fft_size == FUSED_FFT_SIZES[-1] and dtype == torch.bfloat16)
+
+
+def _long_taps_route(u: Tensor, fft_size: int, pre_gate, post_gate, k: Tensor, k_rev, bias) -> bool:
+    """Inference calls of the long path with causal taps transform the filter on the GPU's own
+    pipeline (outer pass over the taps, then the fused kernel's forward FFT of each row: no cuFFT,
+    no padded copy). With grad, or anti-causal taps, the filter goes through ``filter_spectrum``."""
+    return takes_long_path(fft_size, u.dtype) and k_rev is None and not dispatch.needs_grad(u, pre_gate, post_gate, k, bias)
 
 
 def next_power_of_two(n: int) -> int:
@@ -280,13 +289,19 @@ def fftconv(
     mod = None
     if kernel_unsupported_reason(u, N) is None:
         mod = dispatch.direct_module(u, k_f, pre_gate, post_gate, *taps)
-    if mod is not None and taps and N <= FILTER_KERNEL_MAX_FFT_SIZE:  # the filter FFT in one launch
-        dispatch.record("fftconv", "cuda")
-        if dispatch.needs_grad(u, pre_gate, post_gate, *taps):  # a C++ autograd node: no Python in its backward
-            dispatch.record("fftconv_bwd", "cuda")  # (recorded here: that backward cannot report itself)
-            return kernels_api.taps_fftconv_autograd(mod, u, pre_gate, post_gate, N, *taps,
-                                                     _adjoint_weights(N, u.device, torch.float32))
-        return _taps_fftconv_cuda(mod, u, pre_gate, post_gate, N, *taps)[0]
+    if mod is not None and taps:
+        if N <= TAPS_ROUTE_MAX_FFT_SIZE[u.dtype]:  # filter transform + convolution in one host call
+            dispatch.record("fftconv", "cuda")
+            if dispatch.needs_grad(u, pre_gate, post_gate, *taps):  # a C++ autograd node: no Python in its backward
+                dispatch.record("fftconv_bwd", "cuda")  # (recorded here: that backward cannot report itself)
+                return kernels_api.taps_fftconv_autograd(mod, u, pre_gate, post_gate, N, *taps,
+                                                         _adjoint_weights(N, u.device, torch.float32))
+            return _taps_fftconv_cuda(mod, u, pre_gate, post_gate, N, *taps)[0]
+        if _long_taps_route(u, N, pre_gate, post_gate, *taps):
+            from ..kernels_long import long_taps_fwd_cuda
+
+            dispatch.record("fftconv", "cuda")
+            return long_taps_fwd_cuda(mod, u, k, bias, pre_gate, post_gate, N)
     if k_f is None:
         k_f = filter_spectrum(k.to(torch.float64) if u.dtype == torch.float64 else k, N, k_rev, bias)
     low_band = mod is not None and taps == () and k.low_band
