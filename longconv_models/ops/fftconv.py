@@ -231,9 +231,10 @@ def fftconv(
     Args:
         u: (B, H, L) input, fp32 / fp64 / bf16 / fp16. Non-contiguous inputs are copied.
         k: (H, Lk) causal filter (any float dtype, used in fp32; fp64 with fp64 input), or a
-            :class:`FilterSpectrum` from :func:`prepare_filter`. Eager bf16 calls on CUDA
-            transform a time-domain filter on the kernels' own tensor-core FFT (bf16 rounding,
-            like the data it multiplies; no cuFFT call); a FilterSpectrum keeps an fp32 spectrum.
+            :class:`FilterSpectrum` from :func:`prepare_filter`. Eager CUDA calls in bf16 up to
+            16K, and inference calls from 32K (bf16) / 64K on, transform a time-domain filter on
+            the kernels' own tensor-core FFT (bf16 rounding, like the data it multiplies; no
+            cuFFT call); a FilterSpectrum keeps an fp32 spectrum.
         k_rev: (H, Lr) anti-causal taps for a bidirectional conv: k_rev[j] weighs x[t+1+j].
         bias: (H,) skip term D: adds bias * x.
         pre_gate, post_gate: (B, H, L), same dtype as u: y = post * conv(pre * u).
