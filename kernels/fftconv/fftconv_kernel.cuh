@@ -266,25 +266,25 @@ struct Block {
                                               int part, int pos, int pass) const {
     const int64_t off = row_offset(pair0 + local_pair, part);
     if (pos >= p.L || off < 0) return;
-    const bool bad = flag(pass, local_pair, part) != 0;
-    float v0[W];
-#pragma unroll
-    for (int v = 0; v < W; ++v) v0[v] = bad ? __int_as_float(0x7fffffff) : x[v];
-    float v1[W];
-    if (st.out1 != nullptr) {  // out1 = v * mul1 (mul1 present whenever out1 is)
-      float m[W];
+    const float nan_or_one = flag(pass, local_pair, part) != 0 ? __int_as_float(0x7fffffff) : 1.f;
+    // one scratch row at a time (the backward's gated stores run at the register limit):
+    // out1 = v * mul1 first (mul1 is present whenever out1 is), then out0 = v (* mul0)
+    float m[W];
+    if (st.out1 != nullptr) {
       load_row<T, W>(m, static_cast<const T*>(st.mul1) + off, pos, p.L, p.vec_ok);
 #pragma unroll
-      for (int v = 0; v < W; ++v) v1[v] = v0[v] * m[v];
+      for (int v = 0; v < W; ++v) m[v] *= x[v] * nan_or_one;
+      store_row<T, W>(static_cast<T*>(st.out1) + off, m, pos, p.L, p.vec_ok);
     }
     if (st.mul0 != nullptr) {
-      float m[W];
       load_row<T, W>(m, static_cast<const T*>(st.mul0) + off, pos, p.L, p.vec_ok);
+    } else {
 #pragma unroll
-      for (int v = 0; v < W; ++v) v0[v] *= m[v];
+      for (int v = 0; v < W; ++v) m[v] = 1.f;
     }
-    store_row<T, W>(static_cast<T*>(st.out0) + off, v0, pos, p.L, p.vec_ok);
-    if (st.out1 != nullptr) store_row<T, W>(static_cast<T*>(st.out1) + off, v1, pos, p.L, p.vec_ok);
+#pragma unroll
+    for (int v = 0; v < W; ++v) m[v] *= x[v] * nan_or_one;
+    store_row<T, W>(static_cast<T*>(st.out0) + off, m, pos, p.L, p.vec_ok);
   }
 
   // ---- first stage: plain load (R0 == 1) or radix-R0 DFT fused with the load (R0 > 1) ----
