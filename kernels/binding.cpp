@@ -12,53 +12,79 @@
 
 namespace {
 
+// Error messages are assembled as one std::string, not streamed by TORCH_CHECK: on the device image
+// (torch 2.11 + GCC 13, JIT build) c10::str's ostringstream segfaulted in any extension, a trivial
+// one included, while a single string argument works.
+inline std::string msg_part(const char* s) { return s; }
+inline std::string msg_part(const std::string& s) { return s; }
+template <typename I, std::enable_if_t<std::is_integral_v<I>, int> = 0>
+inline std::string msg_part(I v) { return std::to_string(v); }
+inline std::string msg_part(c10::IntArrayRef a) {
+  std::string s = "[";
+  for (size_t i = 0; i < a.size(); ++i) s += (i ? ", " : "") + std::to_string(a[i]);
+  return s + "]";
+}
+inline std::string msg_part(c10::ScalarType t) { return c10::toString(t); }
+inline std::string msg_part(const c10::Device& d) { return d.str(); }
+template <typename... A>
+std::string message(const A&... parts) {
+  std::string s;
+  ((s += msg_part(parts)), ...);
+  return s;
+}
+#define CHECK_ARG(cond, ...) TORCH_CHECK(cond, message(__VA_ARGS__))
+
 using longconv::fftconv::DType;
 using longconv::fftconv::Params;
 
 #define CHECK_CUDA_TENSOR(x, name)                                                    \
-  TORCH_CHECK((x).is_cuda(), name " must be a CUDA tensor");                          \
-  TORCH_CHECK((x).is_contiguous(), name " must be contiguous")
+  CHECK_ARG((x).is_cuda(), name " must be a CUDA tensor");                          \
+  CHECK_ARG((x).is_contiguous(), name " must be contiguous")
 
 void check_like(const torch::Tensor& t, const torch::Tensor& ref, const char* name) {
   CHECK_CUDA_TENSOR(t, "tensor");
-  TORCH_CHECK(t.device() == ref.device(), name, " is on ", t.device(), " but the input is on ", ref.device());
-  TORCH_CHECK(t.sizes() == ref.sizes(), name, " has shape ", t.sizes(), ", expected ", ref.sizes());
-  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), name, " has dtype ", t.scalar_type(), ", expected ",
+  CHECK_ARG(t.device() == ref.device(), name, " is on ", t.device(), " but the input is on ", ref.device());
+  CHECK_ARG(t.sizes() == ref.sizes(), name, " has shape ", t.sizes(), ", expected ", ref.sizes());
+  CHECK_ARG(t.scalar_type() == ref.scalar_type(), name, " has dtype ", t.scalar_type(), ", expected ",
               ref.scalar_type());
 }
 
 DType kernel_dtype(const torch::Tensor& u) {
   if (u.scalar_type() == torch::kBFloat16) return DType::kBF16;
-  TORCH_CHECK(u.scalar_type() == torch::kHalf, "fftconv kernel takes bf16 or fp16 inputs, got ", u.scalar_type());
+  CHECK_ARG(u.scalar_type() == torch::kHalf, "fftconv kernel takes bf16 or fp16 inputs, got ", u.scalar_type());
   return DType::kFP16;
 }
 
 bool aligned16(const void* ptr) { return ptr == nullptr || reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
 
+void check_twiddles(const torch::Tensor& tw_stage, const torch::Tensor& tw_core, const torch::Device& device) {
+  for (const auto* tw : {&tw_stage, &tw_core}) {
+    CHECK_CUDA_TENSOR(*tw, "twiddle table");
+    CHECK_ARG(tw->scalar_type() == torch::kFloat32 && tw->numel() == 16 * 32 * 8 * 2 && tw->device() == device,
+                "bad twiddle table");
+  }
+}
+
 Params make_params(const torch::Tensor& u, const torch::Tensor& k_slots, const c10::optional<torch::Tensor>& pre,
                    const c10::optional<torch::Tensor>& post, const torch::Tensor& tw_stage,
                    const torch::Tensor& tw_core, int64_t fft_size) {
   CHECK_CUDA_TENSOR(u, "u");
-  TORCH_CHECK(u.dim() == 3, "u must be (B, H, L), got ", u.sizes());
+  CHECK_ARG(u.dim() == 3, "u must be (B, H, L), got ", u.sizes());
   kernel_dtype(u);
   const int64_t B = u.size(0), H = u.size(1), L = u.size(2);
-  TORCH_CHECK(B > 0 && H > 0 && L > 0, "u is empty: ", u.sizes());
-  TORCH_CHECK(fft_size >= 256 && fft_size <= 32768 && (fft_size & (fft_size - 1)) == 0,
+  CHECK_ARG(B > 0 && H > 0 && L > 0, "u is empty: ", u.sizes());
+  CHECK_ARG(fft_size >= 256 && fft_size <= 32768 && (fft_size & (fft_size - 1)) == 0,
               "fft_size must be a power of two in [256, 32768], got ", fft_size);
-  TORCH_CHECK(L <= fft_size, "L=", L, " exceeds fft_size=", fft_size);
-  TORCH_CHECK(H <= 65535 * 1024 && B < (int64_t(1) << 31), "tensor too large");
+  CHECK_ARG(L <= fft_size, "L=", L, " exceeds fft_size=", fft_size);
+  CHECK_ARG(H <= 65535 * 1024 && B < (int64_t(1) << 31), "tensor too large");
   CHECK_CUDA_TENSOR(k_slots, "k_slots");
   const bool bf16_slots = k_slots.scalar_type() == torch::kBFloat16;
-  TORCH_CHECK((bf16_slots || k_slots.scalar_type() == torch::kFloat32) && k_slots.dim() == 3 &&
+  CHECK_ARG((bf16_slots || k_slots.scalar_type() == torch::kFloat32) && k_slots.dim() == 3 &&
                   k_slots.size(0) == H && k_slots.size(1) == fft_size && k_slots.size(2) == 2,
               "k_slots must be (H, fft_size, 2) float32 or bfloat16, got ", k_slots.sizes(), " ",
               k_slots.scalar_type());
-  for (const auto* tw : {&tw_stage, &tw_core}) {
-    CHECK_CUDA_TENSOR(*tw, "twiddle table");
-    TORCH_CHECK(tw->scalar_type() == torch::kFloat32 && tw->numel() == 16 * 32 * 8 * 2, "bad twiddle table");
-  }
-  TORCH_CHECK(k_slots.device() == u.device() && tw_stage.device() == u.device() && tw_core.device() == u.device(),
-              "k_slots and twiddles must be on u's device");
+  check_twiddles(tw_stage, tw_core, u.device());
+  CHECK_ARG(k_slots.device() == u.device(), "k_slots must be on u's device");
   if (pre) check_like(*pre, u, "pre_gate");
   if (post) check_like(*post, u, "post_gate");
 
@@ -91,7 +117,7 @@ torch::Tensor run_forward(Params& p, const torch::Tensor& u) {
   p.y = y.data_ptr();
   finish_vec_ok(p, {p.u, p.pre, p.post, p.y});
   const cudaError_t err = longconv::fftconv::launch_forward(p, kernel_dtype(u), c10::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "fftconv forward launch failed: ", cudaGetErrorString(err));
+  CHECK_ARG(err == cudaSuccess, "fftconv forward launch failed: ", cudaGetErrorString(err));
   return y;
 }
 
@@ -101,9 +127,9 @@ torch::Tensor fftconv_fwd(const torch::Tensor& u, const torch::Tensor& k_slots,
                           const c10::optional<torch::Tensor>& lowband_dft) {
   Params p = make_params(u, k_slots, pre, post, tw_stage, tw_core, fft_size);
   if (lowband_dft) {  // k_slots is then in the low-band slot order (the caller's contract)
-    TORCH_CHECK(p.k_slots != nullptr, "the low-band kernels take float32 k_slots");
+    CHECK_ARG(p.k_slots != nullptr, "the low-band kernels take float32 k_slots");
     CHECK_CUDA_TENSOR(*lowband_dft, "lowband_dft");
-    TORCH_CHECK(lowband_dft->scalar_type() == torch::kInt32 && lowband_dft->numel() == 32 * 12 &&
+    CHECK_ARG(lowband_dft->scalar_type() == torch::kInt32 && lowband_dft->numel() == 32 * 12 &&
                     lowband_dft->device() == u.device(),
                 "lowband_dft must be a (32, 12) int32 table on u's device");
     p.lowband_dft = reinterpret_cast<const uint32_t*>(lowband_dft->data_ptr<int32_t>());
@@ -137,7 +163,7 @@ std::vector<torch::Tensor> fftconv_bwd(const torch::Tensor& dy, const torch::Ten
   p.x_scratch = reinterpret_cast<float2*>(x_scratch.data_ptr<float>());
   const auto stream = c10::cuda::getCurrentCUDAStream();
   cudaError_t err = longconv::fftconv::launch_backward(p, dtype, stream);
-  TORCH_CHECK(err == cudaSuccess, "fftconv backward launch failed: ", cudaGetErrorString(err));
+  CHECK_ARG(err == cudaSuccess, "fftconv backward launch failed: ", cudaGetErrorString(err));
   if (raw_filter_grad) {  // the accumulators summed over blocks, in slot order: (H, N, 2)
     const std::vector<int64_t> reduce_dims{0, 2};
     auto s = s_partial.view({geo.chunks, p.H, geo.pairs_per_step, p.N, 2}).sum(reduce_dims);
@@ -146,25 +172,25 @@ std::vector<torch::Tensor> fftconv_bwd(const torch::Tensor& dy, const torch::Ten
   auto dk_f = torch::empty({p.H, p.N / 2 + 1}, u.options().dtype(torch::kComplexFloat));
   err = longconv::fftconv::launch_slots_to_spectrum_grad(p.s_partial, reinterpret_cast<float2*>(dk_f.data_ptr()),
                                                          geo.chunks, p.H, geo.pairs_per_step, p.N, 1, stream);
-  TORCH_CHECK(err == cudaSuccess, "fftconv filter-gradient launch failed: ", cudaGetErrorString(err));
+  CHECK_ARG(err == cudaSuccess, "fftconv filter-gradient launch failed: ", cudaGetErrorString(err));
   return {du, dk_f, dpre, dpost};
 }
 
 void check_split(int64_t fft_size, int64_t outer) {
-  TORCH_CHECK(outer >= 1 && outer <= 512 && (outer & (outer - 1)) == 0, "outer must be a power of two <= 512, got ",
+  CHECK_ARG(outer >= 1 && outer <= 512 && (outer & (outer - 1)) == 0, "outer must be a power of two <= 512, got ",
               outer);
   const int64_t inner = fft_size / outer;
-  TORCH_CHECK((fft_size & (fft_size - 1)) == 0 && inner >= (outer > 1 ? 4096 : 256) && inner <= 32768,
+  CHECK_ARG((fft_size & (fft_size - 1)) == 0 && inner >= (outer > 1 ? 4096 : 256) && inner <= 32768,
               "bad fft_size ", fft_size, " for outer=", outer);
 }
 
 // Filter spectrum -> kernel slot layout: (H, N, 2) for outer = 1, (H, outer, N/outer, 2) else.
 torch::Tensor spectrum_to_slots(const torch::Tensor& k_f, int64_t fft_size, int64_t outer, bool low_band) {
   CHECK_CUDA_TENSOR(k_f, "k_f");
-  TORCH_CHECK(k_f.scalar_type() == torch::kComplexFloat && k_f.dim() == 2 && k_f.size(1) == fft_size / 2 + 1,
+  CHECK_ARG(k_f.scalar_type() == torch::kComplexFloat && k_f.dim() == 2 && k_f.size(1) == fft_size / 2 + 1,
               "k_f must be (H, fft_size/2+1) complex64, got ", k_f.sizes(), " ", k_f.scalar_type());
   check_split(fft_size, outer);
-  TORCH_CHECK(k_f.size(0) <= 65535, "too many channels");
+  CHECK_ARG(k_f.size(0) <= 65535, "too many channels");
   const c10::cuda::CUDAGuard guard(k_f.device());
   const auto f32 = k_f.options().dtype(torch::kFloat32);
   auto k_slots = outer == 1 ? torch::empty({k_f.size(0), fft_size, 2}, f32)
@@ -173,66 +199,15 @@ torch::Tensor spectrum_to_slots(const torch::Tensor& k_f, int64_t fft_size, int6
       reinterpret_cast<const float2*>(k_f.data_ptr()), reinterpret_cast<float2*>(k_slots.data_ptr<float>()),
       static_cast<int>(k_f.size(0)), static_cast<int>(fft_size), static_cast<int>(outer), low_band,
       c10::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "spectrum_to_slots launch failed: ", cudaGetErrorString(err));
+  CHECK_ARG(err == cudaSuccess, "spectrum_to_slots launch failed: ", cudaGetErrorString(err));
   return k_slots;
-}
-
-// Time-domain filter (+ anti-causal taps, bias) -> the fused kernel's slot-order spectrum.
-torch::Tensor filter_to_slots(const torch::Tensor& k, const c10::optional<torch::Tensor>& k_rev,
-                              const c10::optional<torch::Tensor>& bias, const torch::Tensor& twiddle, int64_t fft_size) {
-  CHECK_CUDA_TENSOR(k, "k");
-  CHECK_CUDA_TENSOR(twiddle, "twiddle");
-  TORCH_CHECK(fft_size >= 256 && fft_size <= 8192 && (fft_size & (fft_size - 1)) == 0,
-              "filter_to_slots: fft_size must be a power of two in [256, 8192], got ", fft_size);
-  TORCH_CHECK(k.scalar_type() == torch::kFloat32 && k.dim() == 2 && k.size(1) <= fft_size && k.size(1) > 0,
-              "k must be (H, Lk) float32 with 0 < Lk <= fft_size, got ", k.sizes(), " ", k.scalar_type());
-  TORCH_CHECK(twiddle.scalar_type() == torch::kFloat32 && twiddle.numel() == fft_size,
-              "twiddle must hold fft_size/2 complex float32 values");
-  const int64_t H = k.size(0);
-  const float* rev = nullptr;
-  int64_t Lr = 0;
-  if (k_rev) {
-    CHECK_CUDA_TENSOR((*k_rev), "k_rev");
-    TORCH_CHECK(k_rev->scalar_type() == torch::kFloat32 && k_rev->dim() == 2 && k_rev->size(0) == H &&
-                    k_rev->size(1) <= fft_size && k_rev->size(1) > 0,
-                "k_rev must be (H, Lr) float32 with 0 < Lr <= fft_size, got ", k_rev->sizes());
-    rev = k_rev->data_ptr<float>();
-    Lr = k_rev->size(1);
-  }
-  const float* b = nullptr;
-  if (bias) {
-    CHECK_CUDA_TENSOR((*bias), "bias");
-    TORCH_CHECK(bias->scalar_type() == torch::kFloat32 && bias->dim() == 1 && bias->size(0) == H,
-                "bias must be (H,) float32, got ", bias->sizes());
-    b = bias->data_ptr<float>();
-  }
-  TORCH_CHECK(H > 0 && H <= INT32_MAX, "bad channel count ", H);
-  TORCH_CHECK(twiddle.device() == k.device() && (!k_rev || k_rev->device() == k.device()) &&
-                  (!bias || bias->device() == k.device()),
-              "filter_to_slots: all tensors must be on k's device");
-  const c10::cuda::CUDAGuard guard(k.device());
-  auto k_slots = torch::empty({H, fft_size, 2}, k.options());
-  const cudaError_t err = longconv::fftconv::launch_filter_to_slots(
-      k.data_ptr<float>(), static_cast<int>(k.size(1)), rev, static_cast<int>(Lr), b,
-      reinterpret_cast<const float2*>(twiddle.data_ptr<float>()), reinterpret_cast<float2*>(k_slots.data_ptr<float>()),
-      static_cast<int>(H), static_cast<int>(fft_size), c10::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "filter_to_slots launch failed: ", cudaGetErrorString(err));
-  return k_slots;
-}
-
-void check_twiddles(const torch::Tensor& tw_stage, const torch::Tensor& tw_core, const torch::Device& device) {
-  for (const auto* tw : {&tw_stage, &tw_core}) {
-    CHECK_CUDA_TENSOR(*tw, "twiddle table");
-    TORCH_CHECK(tw->scalar_type() == torch::kFloat32 && tw->numel() == 16 * 32 * 8 * 2 && tw->device() == device,
-                "bad twiddle table");
-  }
 }
 
 const float* optional_channel_vector(const c10::optional<torch::Tensor>& t, int64_t n, const torch::Device& device,
                                      const char* name) {
   if (!t) return nullptr;
-  TORCH_CHECK(t->is_cuda() && t->is_contiguous(), name, " must be a contiguous CUDA tensor");
-  TORCH_CHECK(t->scalar_type() == torch::kFloat32 && t->dim() == 1 && t->size(0) == n && t->device() == device, name,
+  CHECK_ARG(t->is_cuda() && t->is_contiguous(), name, " must be a contiguous CUDA tensor");
+  CHECK_ARG(t->scalar_type() == torch::kFloat32 && t->dim() == 1 && t->size(0) == n && t->device() == device, name,
               " must be (", n, ",) float32 on the filter's device, got ", t->sizes(), " ", t->scalar_type());
   return t->data_ptr<float>();
 }
@@ -241,18 +216,18 @@ const float* optional_channel_vector(const c10::optional<torch::Tensor>& t, int6
 longconv::fftconv::FilterSource taps_source(const torch::Tensor& k, const c10::optional<torch::Tensor>& k_rev,
                                             const c10::optional<torch::Tensor>& bias, int64_t fft_size) {
   CHECK_CUDA_TENSOR(k, "k");
-  TORCH_CHECK(fft_size >= 256 && fft_size <= 32768 && (fft_size & (fft_size - 1)) == 0,
+  CHECK_ARG(fft_size >= 256 && fft_size <= 32768 && (fft_size & (fft_size - 1)) == 0,
               "the taps' fft_size must be a power of two in [256, 32768], got ", fft_size);
-  TORCH_CHECK(k.scalar_type() == torch::kFloat32 && k.dim() == 2 && k.size(1) <= fft_size && k.size(1) > 0,
+  CHECK_ARG(k.scalar_type() == torch::kFloat32 && k.dim() == 2 && k.size(1) <= fft_size && k.size(1) > 0,
               "k must be (H, Lk) float32 with 0 < Lk <= fft_size, got ", k.sizes(), " ", k.scalar_type());
   const int64_t H = k.size(0);
-  TORCH_CHECK(H > 0 && H <= INT32_MAX, "bad channel count ", H);
+  CHECK_ARG(H > 0 && H <= INT32_MAX, "bad channel count ", H);
   longconv::fftconv::FilterSource f{};
   f.k = k.data_ptr<float>();
   f.Lk = static_cast<int>(k.size(1));
   if (k_rev) {
     CHECK_CUDA_TENSOR((*k_rev), "k_rev");
-    TORCH_CHECK(k_rev->scalar_type() == torch::kFloat32 && k_rev->dim() == 2 && k_rev->size(0) == H &&
+    CHECK_ARG(k_rev->scalar_type() == torch::kFloat32 && k_rev->dim() == 2 && k_rev->size(0) == H &&
                     k_rev->size(1) <= fft_size && k_rev->size(1) > 0 && k_rev->device() == k.device(),
                 "k_rev must be (H, Lr) float32 with 0 < Lr <= fft_size on k's device, got ", k_rev->sizes());
     f.k_rev = k_rev->data_ptr<float>();
@@ -261,6 +236,25 @@ longconv::fftconv::FilterSource taps_source(const torch::Tensor& k, const c10::o
   f.bias = optional_channel_vector(bias, H, k.device(), "bias");
   f.scale = std::sqrt(static_cast<float>(fft_size));
   return f;
+}
+
+// Time-domain filter (+ anti-causal taps, bias) -> the fused kernel's slot-order spectrum.
+torch::Tensor filter_to_slots(const torch::Tensor& k, const c10::optional<torch::Tensor>& k_rev,
+                              const c10::optional<torch::Tensor>& bias, const torch::Tensor& twiddle, int64_t fft_size) {
+  const longconv::fftconv::FilterSource f = taps_source(k, k_rev, bias, fft_size);
+  CHECK_ARG(fft_size <= 8192, "filter_to_slots: fft_size must be <= 8192, got ", fft_size);
+  CHECK_CUDA_TENSOR(twiddle, "twiddle");
+  CHECK_ARG(twiddle.scalar_type() == torch::kFloat32 && twiddle.numel() == fft_size && twiddle.device() == k.device(),
+              "twiddle must hold fft_size/2 complex float32 values on k's device");
+  const int64_t H = k.size(0);
+  const c10::cuda::CUDAGuard guard(k.device());
+  auto k_slots = torch::empty({H, fft_size, 2}, k.options());
+  const cudaError_t err = longconv::fftconv::launch_filter_to_slots(
+      f.k, f.Lk, f.k_rev, f.Lr, f.bias, reinterpret_cast<const float2*>(twiddle.data_ptr<float>()),
+      reinterpret_cast<float2*>(k_slots.data_ptr<float>()), static_cast<int>(H), static_cast<int>(fft_size),
+      c10::cuda::getCurrentCUDAStream());
+  CHECK_ARG(err == cudaSuccess, "filter_to_slots launch failed: ", cudaGetErrorString(err));
+  return k_slots;
 }
 
 // Time-domain filter -> slot-order spectrum with the kernel's own (bf16 tensor-core) forward FFT,
@@ -281,7 +275,7 @@ torch::Tensor filter_spectrum_slots(const torch::Tensor& k, const c10::optional<
   auto k_slots = torch::empty({H, fft_size, 2}, k.options());
   f.out = reinterpret_cast<float2*>(k_slots.data_ptr<float>());
   const cudaError_t err = longconv::fftconv::launch_filter_spectrum(p, f, c10::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "filter_spectrum_slots launch failed: ", cudaGetErrorString(err));
+  CHECK_ARG(err == cudaSuccess, "filter_spectrum_slots launch failed: ", cudaGetErrorString(err));
   return k_slots;
 }
 
@@ -295,20 +289,20 @@ void filter_rows_to_slots(const torch::Tensor& rows, const torch::Tensor& bad_ch
   CHECK_CUDA_TENSOR(rows, "rows");
   CHECK_CUDA_TENSOR(out, "out");
   CHECK_CUDA_TENSOR(bad_channels, "bad_channels");
-  TORCH_CHECK(rows.scalar_type() == torch::kBFloat16 && rows.dim() == 3 && rows.size(0) == 2,
+  CHECK_ARG(rows.scalar_type() == torch::kBFloat16 && rows.dim() == 3 && rows.size(0) == 2,
               "rows must be (2, rows, M2) bf16, got ", rows.sizes(), " ", rows.scalar_type());
   const bool bf16_out = out.scalar_type() == torch::kBFloat16;
-  TORCH_CHECK((bf16_out || out.scalar_type() == torch::kFloat32) && out.dim() == 4 && out.size(3) == 2,
+  CHECK_ARG((bf16_out || out.scalar_type() == torch::kFloat32) && out.dim() == 4 && out.size(3) == 2,
               "out must be (channels, M1, M2, 2) float32 or bfloat16, got ", out.sizes(), " ", out.scalar_type());
   const int64_t channels = out.size(0), M1 = out.size(1), M2 = out.size(2);
-  TORCH_CHECK(M1 >= 2 && M1 * M2 == fft_size && M2 >= 4096 && M2 <= 16384 && (M2 & (M2 - 1)) == 0 &&
+  CHECK_ARG(M1 >= 2 && M1 * M2 == fft_size && M2 >= 4096 && M2 <= 16384 && (M2 & (M2 - 1)) == 0 &&
                   rows.size(1) == channels * M1 && rows.size(2) == M2,
               "rows ", rows.sizes(), " and out ", out.sizes(), " do not match fft_size ", fft_size);
-  TORCH_CHECK(channels > 0 && channels * M1 <= INT32_MAX, "bad channel count ", channels);
-  TORCH_CHECK(bad_channels.scalar_type() == torch::kInt32 && bad_channels.numel() == channels,
+  CHECK_ARG(channels > 0 && channels * M1 <= INT32_MAX, "bad channel count ", channels);
+  CHECK_ARG(bad_channels.scalar_type() == torch::kInt32 && bad_channels.numel() == channels,
               "bad_channels must be (", channels, ",) int32");
-  TORCH_CHECK(reinterpret_cast<uintptr_t>(rows.data_ptr()) % 16 == 0, "rows must be 16-byte aligned");
-  TORCH_CHECK(out.device() == rows.device() && bad_channels.device() == rows.device(),
+  CHECK_ARG(reinterpret_cast<uintptr_t>(rows.data_ptr()) % 16 == 0, "rows must be 16-byte aligned");
+  CHECK_ARG(out.device() == rows.device() && bad_channels.device() == rows.device(),
               "rows, out and bad_channels must be on one device");
   check_twiddles(tw_stage, tw_core, rows.device());
   longconv::fftconv::FilterSource f{};
@@ -331,7 +325,7 @@ void filter_rows_to_slots(const torch::Tensor& rows, const torch::Tensor& bad_ch
   p.tw_core = reinterpret_cast<const float2*>(tw_core.data_ptr<float>());
   const c10::cuda::CUDAGuard guard(rows.device());
   const cudaError_t err = longconv::fftconv::launch_filter_spectrum(p, f, c10::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "filter_rows_to_slots launch failed: ", cudaGetErrorString(err));
+  CHECK_ARG(err == cudaSuccess, "filter_rows_to_slots launch failed: ", cudaGetErrorString(err));
 }
 
 // The taps route's forward in one host call: (y, the filter in kernel slot order, kept for the
@@ -390,7 +384,7 @@ struct TapsFFTConv : public torch::autograd::Function<TapsFFTConv> {
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    TORCH_CHECK(!at::GradMode::is_enabled(), "fftconv: the fused kernels' backward is not differentiable "
+    CHECK_ARG(!at::GradMode::is_enabled(), "fftconv: the fused kernels' backward is not differentiable "
                 "(double backward / create_graph=True); use the reference path (longconv_models.reference_path())");
     const auto saved = ctx->get_saved_variables();
     const auto opt = [](const torch::Tensor& t) { return t.defined() ? c10::optional<torch::Tensor>(t) : c10::nullopt; };
@@ -426,7 +420,7 @@ torch::Tensor fftconv_taps_autograd(const torch::Tensor& u, const torch::Tensor&
 torch::Tensor slots_to_spectrum_grad(const torch::Tensor& s, int64_t fft_size, int64_t outer) {
   CHECK_CUDA_TENSOR(s, "s");
   check_split(fft_size, outer);
-  TORCH_CHECK(s.scalar_type() == torch::kFloat32 && s.dim() == 4 && s.size(1) == outer &&
+  CHECK_ARG(s.scalar_type() == torch::kFloat32 && s.dim() == 4 && s.size(1) == outer &&
                   s.size(2) == fft_size / outer && s.size(3) == 2 && s.size(0) <= 65535,
               "s must be (H, outer, fft_size/outer, 2) float32, got ", s.sizes());
   const c10::cuda::CUDAGuard guard(s.device());
@@ -435,7 +429,7 @@ torch::Tensor slots_to_spectrum_grad(const torch::Tensor& s, int64_t fft_size, i
       reinterpret_cast<const float2*>(s.data_ptr<float>()), reinterpret_cast<float2*>(dk_f.data_ptr()), 1,
       static_cast<int>(s.size(0)), 1, static_cast<int>(fft_size), static_cast<int>(outer),
       c10::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "slots_to_spectrum_grad launch failed: ", cudaGetErrorString(err));
+  CHECK_ARG(err == cudaSuccess, "slots_to_spectrum_grad launch failed: ", cudaGetErrorString(err));
   return dk_f;
 }
 
@@ -447,22 +441,22 @@ void fftconv_outer(const torch::Tensor& seq, const c10::optional<torch::Tensor>&
   CHECK_CUDA_TENSOR(seq, "seq");
   CHECK_CUDA_TENSOR(inner, "inner");
   CHECK_CUDA_TENSOR(bad_rows, "bad_rows");
-  TORCH_CHECK(seq.dim() == 3 && inner.dim() == 3, "seq and inner must be 3-D");
+  CHECK_ARG(seq.dim() == 3 && inner.dim() == 3, "seq and inner must be 3-D");
   const DType dtype = kernel_dtype(seq);
-  TORCH_CHECK(inner.scalar_type() == torch::kBFloat16, "inner rows must be bf16");
-  TORCH_CHECK(reinterpret_cast<uintptr_t>(inner.data_ptr()) % 16 == 0, "inner rows must be 16-byte aligned");
-  TORCH_CHECK(inner.device() == seq.device() && bad_rows.device() == seq.device(), "tensors on different devices");
-  TORCH_CHECK(M1 >= 2 && M1 <= 512 && (M1 & (M1 - 1)) == 0, "M1 must be a power of two in [2, 512], got ", M1);
-  TORCH_CHECK(fft_size % M1 == 0 && fft_size / M1 >= 4096 && fft_size <= (int64_t(1) << 24) &&
+  CHECK_ARG(inner.scalar_type() == torch::kBFloat16, "inner rows must be bf16");
+  CHECK_ARG(reinterpret_cast<uintptr_t>(inner.data_ptr()) % 16 == 0, "inner rows must be 16-byte aligned");
+  CHECK_ARG(inner.device() == seq.device() && bad_rows.device() == seq.device(), "tensors on different devices");
+  CHECK_ARG(M1 >= 2 && M1 <= 512 && (M1 & (M1 - 1)) == 0, "M1 must be a power of two in [2, 512], got ", M1);
+  CHECK_ARG(fft_size % M1 == 0 && fft_size / M1 >= 4096 && fft_size <= (int64_t(1) << 24) &&
                   (fft_size & (fft_size - 1)) == 0,
               "bad fft_size ", fft_size, " for M1=", M1);
   const int64_t B = seq.size(0), H = seq.size(1), L = seq.size(2), M2 = fft_size / M1;
-  TORCH_CHECK(L > 0 && L <= fft_size, "L=", L, " must be in [1, fft_size=", fft_size, "]");
-  TORCH_CHECK(inner.size(2) == M2 && inner.size(0) % 2 == 0 && inner.size(1) % M1 == 0, "inner has shape ",
+  CHECK_ARG(L > 0 && L <= fft_size, "L=", L, " must be in [1, fft_size=", fft_size, "]");
+  CHECK_ARG(inner.size(2) == M2 && inner.size(0) % 2 == 0 && inner.size(1) % M1 == 0, "inner has shape ",
               inner.sizes(), ", expected (2*pairs, hs*", M1, ", ", M2, ")");
   const int64_t pairs = inner.size(0) / 2, hs = inner.size(1) / M1;
-  TORCH_CHECK(pair0 >= 0 && 2 * (pair0 + pairs) - 1 <= B && h0 >= 0 && h0 + hs <= H, "chunk out of range");
-  TORCH_CHECK(bad_rows.scalar_type() == torch::kInt32 && bad_rows.numel() == B * H, "bad_rows must be (B, H) int32");
+  CHECK_ARG(pair0 >= 0 && 2 * (pair0 + pairs) - 1 <= B && h0 >= 0 && h0 + hs <= H, "chunk out of range");
+  CHECK_ARG(bad_rows.scalar_type() == torch::kInt32 && bad_rows.numel() == B * H, "bad_rows must be (B, H) int32");
   if (gate) check_like(*gate, seq, "gate");
   longconv::fftconv::OuterParams p{};
   p.B = static_cast<int>(B);
@@ -484,7 +478,7 @@ void fftconv_outer(const torch::Tensor& seq, const c10::optional<torch::Tensor>&
   const c10::cuda::CUDAGuard guard(seq.device());
   const cudaError_t err =
       longconv::fftconv::launch_outer_pass(p, dtype, inverse, c10::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "fftconv outer pass launch failed: ", cudaGetErrorString(err));
+  CHECK_ARG(err == cudaSuccess, "fftconv outer pass launch failed: ", cudaGetErrorString(err));
 }
 
 // ---- short depthwise conv ------------------------------------------------------------------
@@ -494,20 +488,20 @@ longconv::shortconv::DType short_dtype(const torch::Tensor& x) {
     case torch::kFloat32: return longconv::shortconv::DType::kF32;
     case torch::kBFloat16: return longconv::shortconv::DType::kBF16;
     case torch::kHalf: return longconv::shortconv::DType::kFP16;
-    default: TORCH_CHECK(false, "short conv kernel takes fp32/bf16/fp16 inputs, got ", x.scalar_type());
+    default: CHECK_ARG(false, "short conv kernel takes fp32/bf16/fp16 inputs, got ", x.scalar_type());
   }
 }
 
 longconv::shortconv::Params short_params(const torch::Tensor& x, int64_t K, int64_t pad_left, bool channels_last) {
   CHECK_CUDA_TENSOR(x, "x");
-  TORCH_CHECK(x.dim() == 3, "x must be 3-D, got ", x.sizes());
-  TORCH_CHECK(K >= 1 && K <= longconv::shortconv::kMaxWidth, "kernel size must be in [1, 8], got ", K);
-  TORCH_CHECK(pad_left >= 0 && pad_left < K, "pad_left must be in [0, K), got ", pad_left);
+  CHECK_ARG(x.dim() == 3, "x must be 3-D, got ", x.sizes());
+  CHECK_ARG(K >= 1 && K <= longconv::shortconv::kMaxWidth, "kernel size must be in [1, 8], got ", K);
+  CHECK_ARG(pad_left >= 0 && pad_left < K, "pad_left must be in [0, K), got ", pad_left);
   longconv::shortconv::Params p{};
   p.B = static_cast<int>(x.size(0));
   p.H = static_cast<int>(channels_last ? x.size(2) : x.size(1));
   p.L = static_cast<int>(channels_last ? x.size(1) : x.size(2));
-  TORCH_CHECK(p.B > 0 && p.H > 0 && p.L > 0, "x is empty: ", x.sizes());
+  CHECK_ARG(p.B > 0 && p.H > 0 && p.L > 0, "x is empty: ", x.sizes());
   p.K = static_cast<int>(K);
   p.pad_left = static_cast<int>(pad_left);
   p.channels_last = channels_last;
@@ -518,12 +512,12 @@ longconv::shortconv::Params short_params(const torch::Tensor& x, int64_t K, int6
 torch::Tensor shortconv_fwd(const torch::Tensor& x, const torch::Tensor& w, const c10::optional<torch::Tensor>& bias,
                             int64_t pad_left, bool channels_last, bool reverse_taps) {
   CHECK_CUDA_TENSOR(w, "weight");
-  TORCH_CHECK(w.dim() == 2 && w.scalar_type() == torch::kFloat32, "weight must be (H, K) float32");
+  CHECK_ARG(w.dim() == 2 && w.scalar_type() == torch::kFloat32, "weight must be (H, K) float32");
   auto p = short_params(x, w.size(1), pad_left, channels_last);
-  TORCH_CHECK(w.size(0) == p.H && w.device() == x.device(), "weight must be (H, K) on x's device");
+  CHECK_ARG(w.size(0) == p.H && w.device() == x.device(), "weight must be (H, K) on x's device");
   if (bias) {
     CHECK_CUDA_TENSOR(*bias, "bias");
-    TORCH_CHECK(bias->dim() == 1 && bias->size(0) == p.H && bias->scalar_type() == torch::kFloat32 &&
+    CHECK_ARG(bias->dim() == 1 && bias->size(0) == p.H && bias->scalar_type() == torch::kFloat32 &&
                     bias->device() == x.device(),
                 "bias must be (H,) float32 on x's device");
   }
@@ -534,7 +528,7 @@ torch::Tensor shortconv_fwd(const torch::Tensor& x, const torch::Tensor& w, cons
   p.bias = bias ? bias->data_ptr<float>() : nullptr;
   p.y = y.data_ptr();
   const cudaError_t err = longconv::shortconv::launch_forward(p, short_dtype(x), c10::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "short conv launch failed: ", cudaGetErrorString(err));
+  CHECK_ARG(err == cudaSuccess, "short conv launch failed: ", cudaGetErrorString(err));
   return y;
 }
 
@@ -548,7 +542,7 @@ torch::Tensor shortconv_wgrad(const torch::Tensor& x, const torch::Tensor& dy, i
   p.dy = dy.data_ptr();
   p.dw_partial = partial.data_ptr<float>();
   const cudaError_t err = longconv::shortconv::launch_weight_grad(p, short_dtype(x), c10::cuda::getCurrentCUDAStream());
-  TORCH_CHECK(err == cudaSuccess, "short conv weight-grad launch failed: ", cudaGetErrorString(err));
+  CHECK_ARG(err == cudaSuccess, "short conv weight-grad launch failed: ", cudaGetErrorString(err));
   return partial;
 }
 

@@ -23,7 +23,7 @@ import os
 import torch
 from torch import Tensor
 
-from .kernels_api import cached_kernel_spectrum, contiguous_or_none, lowband_dft_table, twiddle_tables
+from .kernels_api import _fp32, cached_kernel_spectrum, contiguous_or_none, lowband_dft_table, twiddle_tables
 from .ops.fftconv import FUSED_FFT_SIZES, LONG_FFT_SIZES
 
 PLAN_SIZES = FUSED_FFT_SIZES[-1:] + LONG_FFT_SIZES  # 32K bf16 takes this path too (ops.fftconv.takes_long_path)
@@ -120,7 +120,7 @@ def long_filter_slots(mod, k: Tensor, bias: Tensor | None, fft_size: int, outer:
     H = k.shape[0]
     inner = fft_size // outer
     taps = k.detach().to(torch.bfloat16).contiguous()[None]
-    bias = None if bias is None else bias.detach().float().contiguous()
+    bias = _fp32(bias)
     bad = torch.zeros(1, H, dtype=torch.int32, device=k.device)
     slots = torch.empty(H, outer, inner, 2, dtype=dtype, device=k.device)
     tw_stage, tw_core = twiddle_tables(k.device)

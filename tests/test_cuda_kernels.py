@@ -327,6 +327,36 @@ def test_eager_route_bf16_taps_and_no_double_backward():
         torch.autograd.grad(y, [k], dy, create_graph=True)
 
 
+def test_extension_rejects_bad_arguments_with_clear_errors():
+    """The extension's own checks (behind the ops' validation) raise readable errors, never crash:
+    their messages name the offending value."""
+    from longconv_models.kernels_api import twiddle_tables
+    from longconv_models.ops import dispatch
+
+    mod = dispatch.cuda_module("fftconv")
+    tw = twiddle_tables(torch.device("cuda", torch.cuda.current_device()))
+    k = torch.randn(3, 100, device="cuda")
+    bf16 = torch.bfloat16
+    cases = [
+        (lambda: mod.filter_spectrum_slots(k.half(), None, None, *tw, 256), r"k must be \(H, Lk\) float32.*\[3, 100\]"),
+        (lambda: mod.filter_spectrum_slots(k, None, None, *tw, 300), "power of two.*got 300"),
+        (lambda: mod.filter_spectrum_slots(k, None, torch.randn(4, device="cuda"), *tw, 256), r"bias must be \(3,\)"),
+        (lambda: mod.filter_rows_to_slots(torch.zeros(2, 16, 4096, device="cuda", dtype=bf16),
+                                          torch.zeros(2, dtype=torch.int32, device="cuda"), None,
+                                          torch.empty(1, 16, 4096, 2, device="cuda"), *tw, 65536), "bad_channels"),
+        (lambda: mod.fftconv_fwd(torch.randn(2, 3, 128, device="cuda").to(bf16),
+                                 torch.zeros(3, 256, 2, device="cuda", dtype=torch.float16), None, None, *tw, 256),
+         "k_slots must be .*Half"),
+        (lambda: mod.spectrum_to_slots(torch.zeros(3, 129, device="cuda"), 256, 1), "complex64"),
+        (lambda: mod.shortconv_fwd(torch.randn(2, 3, 16, device="cuda"), torch.randn(3, 20, device="cuda"), None, 0,
+                                   False, False), "kernel size must be in \\[1, 8\\], got 20"),
+    ]
+    for call, pattern in cases:
+        with pytest.raises(RuntimeError, match=pattern):
+            call()
+    torch.cuda.synchronize()
+
+
 def test_fftconv_unsupported_falls_back_visibly():
     u = torch.randn(2, 3, 100, device="cuda")  # fp32: reference path
     fftconv(u, torch.randn(3, 100, device="cuda"))

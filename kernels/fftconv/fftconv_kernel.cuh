@@ -148,7 +148,7 @@ struct Block {
         log_chunks(ilog2(params.N / 8)),
         log_lchunks(ilog2(2 * ((params.L + 7) / 8) - 1)),
         HL(static_cast<int64_t>(params.H) * params.L),
-        hL(static_cast<int64_t>(row < 0 ? static_cast<int>(blockIdx.x) : row) * params.L),
+        hL(static_cast<int64_t>(h) * params.L),
         stage1(params.N / (kCore * R0) == 16) {
     const SmemLayout lay(N, P, p.L, p.use_staging, sizeof(T));
     smem = reinterpret_cast<T*>(shared);
