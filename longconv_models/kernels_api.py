@@ -222,16 +222,16 @@ def filter_slots_cuda(mod, k: Tensor, k_rev: Tensor | None, bias: Tensor | None,
 
 
 def filter_spectrum_slots_cuda(mod, k: Tensor, k_rev: Tensor | None, bias: Tensor | None, fft_size: int) -> Tensor:
-    """The same layout from the fused kernel's own forward FFT (bf16 tensor cores): the transform
-    bf16 calls use."""
+    """The same layout from the fused kernel's own forward FFT (bf16 tensor cores), on its own: the
+    transform bf16 calls get (the forward kernel runs the same code as its prologue)."""
     tw_stage, tw_core = twiddle_tables(k.device)
     return mod.filter_spectrum_slots(_fp32(k), _fp32(k_rev), _fp32(bias), tw_stage, tw_core, fft_size)
 
 
 def taps_fwd_cuda(mod, u: Tensor, k: Tensor, k_rev, bias, pre_gate, post_gate, fft_size: int) -> tuple[Tensor, Tensor]:
-    """(y, the filter in kernel layout): the filter transform (:func:`filter_spectrum_slots_cuda` for
-    bf16, :func:`filter_slots_cuda` for fp16) and the fused forward in one host call (eager calls at
-    256-4K are host-bound)."""
+    """(y, the filter in kernel layout) in one host call (eager calls at 256-4K are host-bound): bf16
+    calls transform the taps in the forward kernel's prologue (as :func:`filter_spectrum_slots_cuda`),
+    fp16 calls with :func:`filter_slots_cuda` first."""
     device = u.device
     tw_stage, tw_core = twiddle_tables(device)
     y, k_slots = mod.fftconv_fwd_taps(u, _fp32(k), _fp32(k_rev), _fp32(bias), half_twiddles(fft_size, device),
