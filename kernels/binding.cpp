@@ -57,12 +57,16 @@ DType kernel_dtype(const torch::Tensor& u) {
 
 bool aligned16(const void* ptr) { return ptr == nullptr || reinterpret_cast<uintptr_t>(ptr) % 16 == 0; }
 
-void check_twiddles(const torch::Tensor& tw_stage, const torch::Tensor& tw_core, const torch::Device& device) {
+// Checks the twiddle tables (on `device`) and points the kernel parameters at them.
+void attach_twiddles(Params& p, const torch::Tensor& tw_stage, const torch::Tensor& tw_core,
+                     const torch::Device& device) {
   for (const auto* tw : {&tw_stage, &tw_core}) {
     CHECK_CUDA_TENSOR(*tw, "twiddle table");
     CHECK_ARG(tw->scalar_type() == torch::kFloat32 && tw->numel() == 16 * 32 * 8 * 2 && tw->device() == device,
                 "bad twiddle table");
   }
+  p.tw_stage = reinterpret_cast<const float2*>(tw_stage.data_ptr<float>());
+  p.tw_core = reinterpret_cast<const float2*>(tw_core.data_ptr<float>());
 }
 
 Params make_params(const torch::Tensor& u, const torch::Tensor& k_slots, const c10::optional<torch::Tensor>& pre,
@@ -83,7 +87,6 @@ Params make_params(const torch::Tensor& u, const torch::Tensor& k_slots, const c
                   k_slots.size(0) == H && k_slots.size(1) == fft_size && k_slots.size(2) == 2,
               "k_slots must be (H, fft_size, 2) float32 or bfloat16, got ", k_slots.sizes(), " ",
               k_slots.scalar_type());
-  check_twiddles(tw_stage, tw_core, u.device());
   CHECK_ARG(k_slots.device() == u.device(), "k_slots must be on u's device");
   if (pre) check_like(*pre, u, "pre_gate");
   if (post) check_like(*post, u, "post_gate");
@@ -100,8 +103,7 @@ Params make_params(const torch::Tensor& u, const torch::Tensor& k_slots, const c
     p.k_slots_bf16 = reinterpret_cast<const uint32_t*>(k_slots.data_ptr());
   else
     p.k_slots = reinterpret_cast<const float2*>(k_slots.data_ptr<float>());
-  p.tw_stage = reinterpret_cast<const float2*>(tw_stage.data_ptr<float>());
-  p.tw_core = reinterpret_cast<const float2*>(tw_core.data_ptr<float>());
+  attach_twiddles(p, tw_stage, tw_core, u.device());
   return p;
 }
 
@@ -263,14 +265,12 @@ torch::Tensor filter_spectrum_slots(const torch::Tensor& k, const c10::optional<
                                     const c10::optional<torch::Tensor>& bias, const torch::Tensor& tw_stage,
                                     const torch::Tensor& tw_core, int64_t fft_size) {
   longconv::fftconv::FilterSource f = taps_source(k, k_rev, bias, fft_size);
-  check_twiddles(tw_stage, tw_core, k.device());
   const int64_t H = k.size(0);
   Params p{};
   p.B = 1;
   p.H = static_cast<int>(H);
   p.L = p.N = static_cast<int>(fft_size);
-  p.tw_stage = reinterpret_cast<const float2*>(tw_stage.data_ptr<float>());
-  p.tw_core = reinterpret_cast<const float2*>(tw_core.data_ptr<float>());
+  attach_twiddles(p, tw_stage, tw_core, k.device());
   const c10::cuda::CUDAGuard guard(k.device());
   auto k_slots = torch::empty({H, fft_size, 2}, k.options());
   f.out = reinterpret_cast<float2*>(k_slots.data_ptr<float>());
@@ -304,7 +304,6 @@ void filter_rows_to_slots(const torch::Tensor& rows, const torch::Tensor& bad_ch
   CHECK_ARG(reinterpret_cast<uintptr_t>(rows.data_ptr()) % 16 == 0, "rows must be 16-byte aligned");
   CHECK_ARG(out.device() == rows.device() && bad_channels.device() == rows.device(),
               "rows, out and bad_channels must be on one device");
-  check_twiddles(tw_stage, tw_core, rows.device());
   longconv::fftconv::FilterSource f{};
   f.bias = optional_channel_vector(bias, channels, rows.device(), "bias");
   f.bad_channels = bad_channels.data_ptr<int>();
@@ -321,8 +320,7 @@ void filter_rows_to_slots(const torch::Tensor& rows, const torch::Tensor& bad_ch
   p.L = p.N = static_cast<int>(M2);
   p.vec_ok = true;
   p.u = rows.data_ptr();
-  p.tw_stage = reinterpret_cast<const float2*>(tw_stage.data_ptr<float>());
-  p.tw_core = reinterpret_cast<const float2*>(tw_core.data_ptr<float>());
+  attach_twiddles(p, tw_stage, tw_core, rows.device());
   const c10::cuda::CUDAGuard guard(rows.device());
   const cudaError_t err = longconv::fftconv::launch_filter_spectrum(p, f, c10::cuda::getCurrentCUDAStream());
   CHECK_ARG(err == cudaSuccess, "filter_rows_to_slots launch failed: ", cudaGetErrorString(err));

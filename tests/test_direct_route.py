@@ -28,11 +28,6 @@ class FakeExtension:
         assert k.dtype == torch.float32 and k.is_contiguous() and twiddle.shape == (N // 2, 2)
         return torch.zeros(k.shape[0], N, 2)
 
-    def filter_spectrum_slots(self, k, k_rev, bias, tw_stage, tw_core, N):
-        self.calls.append("filter_spectrum_slots")
-        assert k.dtype == torch.float32 and k.is_contiguous()
-        return torch.zeros(k.shape[0], N, 2)
-
     def filter_rows_to_slots(self, rows, bad, bias, out, tw_stage, tw_core, N):
         self.calls.append("filter_rows_to_slots")
         assert rows.dtype == torch.bfloat16 and rows.shape[0] == 2 and rows.shape[1] == out.shape[0] * out.shape[1]
