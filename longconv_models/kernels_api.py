@@ -1,7 +1,9 @@
 """Host side of the fused FFT-conv kernel: the layouts it expects and the calls into it.
 
-The kernel keeps the spectrum in its own order (see ``kernels/README.md``): slot
-``q = tile*256 + lane*8 + s`` of a channel holds frequency :func:`slot_frequencies` ``[q]``.
+The kernel keeps the spectrum in its own order (see ``kernels/README.md``): the 8 slots ``s`` a
+lane holds for a core tile sit at ``q = tile*256 + LANE_SLOT[lane, s]`` (pairs of slots 64 apart,
+so that a warp's loads are contiguous), and slot ``q`` of a channel holds frequency
+:func:`slot_frequencies` ``[q]``.
 This module permutes filter spectra into that order, turns the kernel's per-slot filter gradient
 back into a gradient of the rfft spectrum, and builds the twiddle tables.
 """
@@ -30,14 +32,20 @@ def fft_plan(fft_size: int) -> tuple[int, int]:
     return r0, r1
 
 
+# Position within a core tile's 256 slots of slot s of a lane: slot pairs (2i, 2i + 1) at
+# 64 i + 2 lane, so each of a warp's four 16-byte (fp32) loads of its slots reads 512 contiguous
+# bytes (kernels: Block::load8 / store8).
+LANE_SLOT = (np.arange(8)[None, :] // 2) * 64 + 2 * np.arange(32)[:, None] + np.arange(8)[None, :] % 2
+
+
 def _lane_slot_coords() -> tuple[np.ndarray, np.ndarray]:
-    """For q in [0, 256): the core row (first 16-point digit) and column of slot (lane, s).
+    """For q in [0, 256): the core row (first 16-point digit) and column of the slot at q.
 
     Slot s of a lane is register r = s % 4 of accumulator tile bh = s // 4 (real part; the
     imaginary part sits in tile 2 + bh): row g + 8*(r//2), column 8*bh + 2*t + r%2, with
     g = lane // 4 and t = lane % 4 (the mma.m16n8 accumulator layout)."""
     q = np.arange(CORE)
-    lane, s = q // 8, q % 8
+    lane, s = (q % 64) // 2, 2 * (q // 64) + q % 2
     g, t = lane // 4, lane % 4
     bh, r = s // 4, s % 4
     row = g + 8 * (r // 2)
@@ -127,12 +135,12 @@ def spectrum_grad_from_slots(s_slots: Tensor, fft_size: int, outer: int = 1) -> 
 
 @functools.lru_cache(maxsize=None)
 def twiddle_tables(device: torch.device) -> tuple[Tensor, Tensor]:
-    """Twiddles W_4096^(k1*n2) of the radix-16 stage in the lane order the kernel reads them.
+    """Twiddles W_4096^(k1*n2) of the radix-16 stage in the order the kernel reads them.
 
-    ``stage[cb, lane, 4*nt + r]`` for the stage's output fragment of column block cb
-    (k1 = g + 8*(r//2), n2 = 16*cb + 8*nt + 2*t + r%2) and ``core[k1, lane, 4*nt + r]`` for the
-    core's output fragment of tile k1 (n2 = 16*i + j, i = g + 8*(r//2), j = 8*nt + 2*t + r%2).
-    Both (16, 32, 8, 2) fp32, computed in float64."""
+    ``stage[cb, LANE_SLOT[lane, 4*nt + r]]`` for the stage's output fragment of column block cb
+    (k1 = g + 8*(r//2), n2 = 16*cb + 8*nt + 2*t + r%2) and ``core[k1, LANE_SLOT[lane, 4*nt + r]]``
+    for the core's output fragment of tile k1 (n2 = 16*i + j, i = g + 8*(r//2), j = 8*nt + 2*t + r%2):
+    the slot layout of a core tile. Both (16, 256, 2) fp32, computed in float64."""
     lane = np.arange(32)[:, None, None]
     nt = np.arange(2)[None, :, None]
     r = np.arange(4)[None, None, :]
@@ -144,7 +152,8 @@ def twiddle_tables(device: torch.device) -> tuple[Tensor, Tensor]:
     core_exp = blk * (16 * row[None] + col[None])
 
     def table(e):
-        w = np.exp(-2j * np.pi * (e % 4096) / 4096).reshape(16, 32, 8)
+        w = np.empty((16, CORE), np.complex128)
+        w[:, LANE_SLOT] = np.exp(-2j * np.pi * (e % 4096) / 4096).reshape(16, 32, 8)
         return torch.from_numpy(np.stack([w.real, w.imag], -1).astype(np.float32)).to(device)
 
     return table(stage_exp), table(core_exp)

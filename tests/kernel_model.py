@@ -133,7 +133,7 @@ def dft_frags(inverse=False):
 # --- the kernel stages ---------------------------------------------------------------------------
 class Kernel:
     def __init__(self, N, rnd=lambda x: x):
-        from longconv_models.kernels_api import fft_plan, twiddle_tables
+        from longconv_models.kernels_api import LANE_SLOT, fft_plan, twiddle_tables
         import torch
 
         self.N = N
@@ -146,8 +146,9 @@ class Kernel:
             [np.exp(-2j * np.pi * idx_r * (8 * nt + idx_c) / 256) for nt in range(2)], 1)  # [32, 2, 4]
         st, co = twiddle_tables(torch.device("cpu"))
         st, co = st.double().numpy(), co.double().numpy()
-        self.tw_stage = st[..., 0] + 1j * st[..., 1]  # [16 cb, 32, 8]
-        self.tw_stage_core = co[..., 0] + 1j * co[..., 1]
+        self.lane_slot = LANE_SLOT  # [32 lanes, 8 slots] -> position in a core tile's slots
+        self.tw_stage = (st[..., 0] + 1j * st[..., 1])[:, LANE_SLOT]  # [16 cb, 32, 8]
+        self.tw_stage_core = (co[..., 0] + 1j * co[..., 1])[:, LANE_SLOT]
 
     # A_F(mt, ks) of the forward transform and of its inverse (conjugate)
     def a_fwd(self, mt, ks):
@@ -192,7 +193,7 @@ class Kernel:
                 z[nt] = mma(a2[ks], sym_b(b_of(ks, nt >> 1), nt & 1), z[nt])
         # filter slots: slot s = 4*bh + r  <->  (re z[bh].r, im z[2+bh].r)
         zc = np.concatenate([z[0] + 1j * z[2], z[1] + 1j * z[3]], 1)  # [32, 8]
-        zc = zc * k_slots[tile * 256: tile * 256 + 256].reshape(32, 8)
+        zc = zc * k_slots[tile * 256 + self.lane_slot]
         z = [zc[:, :4].real, zc[:, 4:].real, zc[:, :4].imag, zc[:, 4:].imag]
         # S3: B operand = transposed accumulators; A = inverse DFT
         bz = [[acc_to_b(z[2 * p], z[2 * p + 1], ah, rnd) for ah in range(2)] for p in range(2)]

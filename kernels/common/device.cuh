@@ -5,6 +5,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cstdint>
+#include <type_traits>
 
 namespace longconv {
 
@@ -34,6 +35,23 @@ template <> __device__ __forceinline__ uint32_t pack2<__half>(float lo, float hi
 template <typename T> __device__ __forceinline__ float2 unpack2(uint32_t v) {
   typename Half2<T>::type h = *reinterpret_cast<typename Half2<T>::type*>(&v);
   return make_float2(to_float(h.x), to_float(h.y));
+}
+
+// Eight packed 16-bit values, checked without unpacking: a value is NaN or infinite iff its
+// exponent bits are all set, i.e. iff adding the exponent's lowest bit to them carries into the
+// sign bit (bf16: exponent 0x7f80, fp16: 0x7c00; two values per 32-bit word).
+template <typename T>
+__device__ __forceinline__ bool all_finite8(const uint4& v) {
+  constexpr uint32_t exp2 = std::is_same<T, __half>::value ? 0x7c007c00u : 0x7f807f80u;
+  constexpr uint32_t low2 = exp2 & ~(exp2 << 1);  // the exponent's lowest bit, per value
+  const auto bad = [&](uint32_t w) { return (w & exp2) + low2; };
+  return ((bad(v.x) | bad(v.y) | bad(v.z) | bad(v.w)) & 0x80008000u) == 0;
+}
+// Eight NaNs of type T (the value a row with a non-finite input is written as).
+template <typename T>
+__device__ __forceinline__ uint4 nan8() {
+  constexpr uint32_t w = std::is_same<T, __half>::value ? 0x7e007e00u : 0x7fc07fc0u;
+  return make_uint4(w, w, w, w);
 }
 
 // ---- tensor cores -------------------------------------------------------------------------------

@@ -61,8 +61,8 @@ struct Params {
   // Forward only (bf16): with filter.k set, each block first computes its channel's spectrum from
   // the taps into filter.out (== k_slots; read back with coherent loads).
   FilterSource filter{};
-  const float2* tw_stage = nullptr;  // (16, 32, 8) radix-16 stage twiddles, lane order
-  const float2* tw_core = nullptr;   // (16, 32, 8) the same twiddles at the core's output slots
+  const float2* tw_stage = nullptr;  // (16, 256) radix-16 stage twiddles, slot layout of a tile
+  const float2* tw_core = nullptr;   // (16, 256) the same twiddles at the core's output slots
 };
 
 // Outer pass of the long-sequence path (N = M1 * M2, see fftconv_outer.cu) over one chunk:

@@ -92,12 +92,10 @@ __global__ void __launch_bounds__(kThreads, R0 == 1 ? 3 : 2) filter_spectrum_ker
   const int64_t mirror_row = static_cast<int64_t>(channel * M1 + M1 - k1) * p.N;
   const auto store = [&](int64_t off, const float2(&z)[8]) {
     if (f.out_bf16 != nullptr) {
-      uint32_t w[8];
 #pragma unroll
-      for (int s = 0; s < 8; ++s) w[s] = pack2<__nv_bfloat16>(z[s].x, z[s].y);
-      uint4* dst = reinterpret_cast<uint4*>(f.out_bf16 + off);
-      dst[0] = make_uint4(w[0], w[1], w[2], w[3]);
-      dst[1] = make_uint4(w[4], w[5], w[6], w[7]);
+      for (int i = 0; i < 4; ++i)
+        *reinterpret_cast<uint2*>(f.out_bf16 + off + kSlotPairStride * i) =
+            make_uint2(pack2<__nv_bfloat16>(z[2 * i].x, z[2 * i].y), pack2<__nv_bfloat16>(z[2 * i + 1].x, z[2 * i + 1].y));
     } else {
       Block<__nv_bfloat16, R0>::store8(f.out + off, z);
     }
@@ -110,11 +108,12 @@ __global__ void __launch_bounds__(kThreads, R0 == 1 ? 3 : 2) filter_spectrum_ker
     store(row + q, zs);
     if (mirror) {
       // the slot order's digits are those of the frequency, so complementing the inner frequency
-      // (M2 - 1 - k2) complements the slot: the mirror row is this row reversed and conjugated
+      // (M2 - 1 - k2) complements the slot: the mirror row is this row reversed and conjugated.
+      // Slot s at q + 64 (s / 2) + s % 2 reverses to slot 7 - s of the lane position below.
       float2 zm[8];
 #pragma unroll
       for (int s = 0; s < 8; ++s) zm[s] = make_float2(zs[7 - s].x, -zs[7 - s].y);
-      store(mirror_row + (p.N - 8 - q), zm);
+      store(mirror_row + (p.N - 2 - 3 * kSlotPairStride - q), zm);
     }
   });
 }

@@ -13,6 +13,12 @@ namespace longconv::fftconv {
 constexpr int kWarps = 8;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kCore = 256;  // points of the in-register core: a 16x16 tile per warp
+// A lane's 8 spectrum slots s of a core tile: slot pairs (2i, 2i + 1) at tile * 256 + 64 i + 2 lane
+// (kernels_api.LANE_SLOT), so that each of a warp's four accesses to them (16 bytes per lane for
+// fp32 slots) reads one contiguous run; lane-contiguous slots would leave half of every sector
+// unused and double the L1 traffic of the filter and twiddle loads.
+constexpr int kSlotPairStride = 64;
+__host__ __device__ constexpr int lane_slots(int tile, int lane) { return tile * kCore + 2 * lane; }
 
 __host__ __device__ constexpr int ilog2(int x) { return x <= 1 ? 0 : 1 + ilog2(x / 2); }
 
@@ -289,7 +295,29 @@ struct Block {
 
   // ---- first stage: plain load (R0 == 1) or radix-R0 DFT fused with the load (R0 > 1) ----
   __device__ void load_forward(const LoadSpec& ld, int pair0, int pass) const {
+    if constexpr (R0 == 1) {
+      if (p.use_staging && ld.mul == nullptr) return copy_staged(ld, pair0, pass);
+    }
     load_forward_with([&](auto& x, int pair, int part, int pos) { load_gated(x, ld, pair, pair0, part, pos, pass); }, P);
+  }
+
+  // R0 == 1, staged rows, no input gate: the 16-bit values go to the planes as they are (a chunk
+  // with a non-finite value takes load_gated, which zeroes it and flags the row).
+  __device__ void copy_staged(const LoadSpec& ld, int pair0, int pass) const {
+    for (int it = threadIdx.x; it < (P * 2) << log_chunks; it += kThreads) {
+      const int c = it & ((1 << log_chunks) - 1), part = (it >> log_chunks) & 1, pair = it >> (log_chunks + 1);
+      uint4 v = make_uint4(0u, 0u, 0u, 0u);
+      if (8 * c < p.L && row_offset(pair0 + pair, part) >= 0) {  // (staging: L % 8 == 0)
+        v = *reinterpret_cast<const uint4*>(staged_row(pair, part, 0) + 8 * c);
+        if (!all_finite8<T>(v)) {
+          float x[8];
+          load_gated<8>(x, ld, pair, pair0, part, 8 * c, pass);
+          store_smem_vec<8>(plane(pair, part) + swz(8 * c), x);
+          continue;
+        }
+      }
+      *reinterpret_cast<uint4*>(plane(pair, part) + swz(8 * c)) = v;
+    }
   }
 
   // The same from any source, for the first `pairs` pairs: load(x, local_pair, part, pos) fills
@@ -345,11 +373,20 @@ struct Block {
   // ---- last stage: plain store (R0 == 1) or inverse radix-R0 DFT fused with the store ----
   __device__ void store_inverse(const StoreSpec& st, int pair0, int pass) const {
     if constexpr (R0 == 1) {
+      const bool plain = p.vec_ok && st.mul0 == nullptr && st.out1 == nullptr;
       for (int it = threadIdx.x; it < (P * 2) << log_lchunks; it += kThreads) {
         const int c = it & ((1 << log_lchunks) - 1), part = (it >> log_lchunks) & 1, pair = it >> (log_lchunks + 1);
         if (8 * c >= p.L) continue;
+        const T* src = plane(pair, part) + swz(8 * c);
+        if (plain && 8 * c + 8 <= p.L) {  // no gates: the 16-bit values go out as they are
+          const int64_t off = row_offset(pair0 + pair, part);
+          if (off >= 0)
+            *reinterpret_cast<uint4*>(static_cast<T*>(st.out0) + off + 8 * c) =
+                flag(pass, pair, part) != 0 ? nan8<T>() : *reinterpret_cast<const uint4*>(src);
+          continue;
+        }
         float x[8];
-        load_smem_vec<8>(x, plane(pair, part) + swz(8 * c));
+        load_smem_vec<8>(x, src);
         store_gated<8>(st, x, pair, pair0, part, 8 * c, pass);
       }
     } else {
@@ -395,22 +432,6 @@ struct Block {
   }
 
   // ---- tensor-core pieces ----
-  // B operands of the 16x16 tile at `base` (rows `stride` apart) of both planes of a pair:
-  // bx[part][nt][reg].
-  __device__ __forceinline__ void load_tile(uint32_t (&bx)[2][2][2], int pair, int base, int stride) const {
-    const int m = lane >> 3;
-    const int e = base + ((lane & 7) + 8 * (m & 1)) * stride + 8 * (m >> 1);
-#pragma unroll
-    for (int part = 0; part < 2; ++part) {
-      uint32_t r[4];
-      ldmatrix_x4_trans(r, plane(pair, part) + swz(e));
-      bx[part][0][0] = r[0];
-      bx[part][0][1] = r[1];
-      bx[part][1][0] = r[2];
-      bx[part][1][1] = r[3];
-    }
-  }
-
   // d[mt][nt] = A(mt, ks) * bx[ks][nt]: a 16-point DFT along the tile rows (real-block form).
   // kLowBand (inverse only): only the first k-half of bx is nonzero (a low-band spectrum), so k = 8
   // matmuls with the permuted inverse DFT A' = conj(F)[:, perm] of lb.
@@ -435,23 +456,25 @@ struct Block {
       }
   }
 
-  // M complex values of this lane (slot order s = 4*nt + r of the accumulator pair (re, im)),
-  // 16-byte aligned, through the read-only path.
+  // The first M of this lane's slots (slot s = 4*nt + r of the accumulator pair (re, im)) from
+  // src = a lane_slots() position, through the read-only path.
   template <int M>
   __device__ __forceinline__ static void load_slots(float2 (&v)[M], const float2* src) {
 #pragma unroll
     for (int i = 0; i < M / 2; ++i) {
-      const float4 f = __ldg(reinterpret_cast<const float4*>(src) + i);
+      const float4 f = __ldg(reinterpret_cast<const float4*>(src + kSlotPairStride * i));
       v[2 * i] = make_float2(f.x, f.y);
       v[2 * i + 1] = make_float2(f.z, f.w);
     }
   }
   __device__ __forceinline__ static void load8(float2 (&v)[8], const float2* src) { load_slots(v, src); }
   __device__ __forceinline__ static void load8(float2 (&v)[8], const uint32_t* src) {  // bf16 (re, im) pairs
-    const uint4 a = __ldg(reinterpret_cast<const uint4*>(src)), b = __ldg(reinterpret_cast<const uint4*>(src) + 1);
-    const uint32_t w[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
 #pragma unroll
-    for (int i = 0; i < 8; ++i) v[i] = unpack2<__nv_bfloat16>(w[i]);
+    for (int i = 0; i < 4; ++i) {
+      const uint2 w = __ldg(reinterpret_cast<const uint2*>(src + kSlotPairStride * i));
+      v[2 * i] = unpack2<__nv_bfloat16>(w.x);
+      v[2 * i + 1] = unpack2<__nv_bfloat16>(w.y);
+    }
   }
   // the filter's 8 slots of this lane at slot offset `off` of row h (kTaps: written by this
   // kernel's prologue, so coherent loads, not the read-only path)
@@ -497,13 +520,13 @@ struct Block {
       core_forward(zs, 0, tile);
 #pragma unroll
       for (int s = 0; s < 8; ++s) zs[s] = make_float2(fmaf(zs[s].x, scale, bias), zs[s].y * scale);
-      emit((tile * 32 + lane) * 8, zs);
+      emit(lane_slots(tile, lane), zs);
     }
   }
   __device__ __forceinline__ static void load8_rw(float2 (&v)[8], const float2* src) {  // not read-only
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const float4 f = reinterpret_cast<const float4*>(src)[i];
+      const float4 f = *reinterpret_cast<const float4*>(src + kSlotPairStride * i);
       v[2 * i] = make_float2(f.x, f.y);
       v[2 * i + 1] = make_float2(f.z, f.w);
     }
@@ -511,7 +534,7 @@ struct Block {
   __device__ __forceinline__ static void store8(float2* dst, const float2 (&v)[8]) {
 #pragma unroll
     for (int i = 0; i < 4; ++i)
-      reinterpret_cast<float4*>(dst)[i] = make_float4(v[2 * i].x, v[2 * i].y, v[2 * i + 1].x, v[2 * i + 1].y);
+      *reinterpret_cast<float4*>(dst + kSlotPairStride * i) = make_float4(v[2 * i].x, v[2 * i].y, v[2 * i + 1].x, v[2 * i + 1].y);
   }
 
   // d[.][nt][r] *= tw[4*nt + r] (complex; conjugated twiddles if kConj), re in d[0], im in d[1].
@@ -528,38 +551,43 @@ struct Block {
       }
   }
 
-  // Store accumulators (rows = digit at `stride`, 8-column tiles) as 16-bit pairs, optionally
-  // times twiddles tw[4*nt + r] (conjugated if kConjTw).
-  template <bool kTwiddle, bool kConjTw>
-  __device__ __forceinline__ void store_tile(float (&d)[2][2][4], int pair, int base, int stride,
-                                             const float2 (&tw)[8]) const {
-    const int g = lane >> 2, t = lane & 3;
-    if constexpr (kTwiddle) apply_twiddles<kConjTw>(d, tw);
-#pragma unroll
-    for (int part = 0; part < 2; ++part)
-#pragma unroll
-      for (int nt = 0; nt < 2; ++nt)
-#pragma unroll
-        for (int q = 0; q < 2; ++q) {
-          const int e = base + (g + 8 * q) * stride + 8 * nt + 2 * t;
-          *reinterpret_cast<uint32_t*>(plane(pair, part) + swz(e)) =
-              pack2<T>(d[part][nt][2 * q], d[part][nt][2 * q + 1]);
-        }
-  }
-
   // The radix-16 tensor-core stage: 16-point DFTs down columns of 16 x 256 blocks (first `pairs`).
+  // A block's 16x16 tile has rows 256 apart at base = k0 * 4096 + 16 cb. The 16-byte chunk bits of
+  // the row, the column and the base are disjoint, so swz(base + 256 row + col) =
+  // local(row, col) ^ base ^ (bit 2 of cb) << 3: the lane's offsets once, one XOR per access.
   template <bool kInverse>
   __device__ void stage16(int pairs) const {
+    const auto local = [](int row, int col) { return (row * kCore + col) ^ ((row & 7) << 3); };
+    const int m = lane >> 3, g = lane >> 2, t = lane & 3;
+    const int lds = local((lane & 7) + 8 * (m & 1), 8 * (m >> 1));  // ldmatrix row address of this lane
+    // accumulator pair (nt, q) at local(g + 8 q, 8 nt + 2 t) = sts ^ q << 11 ^ nt << 3 (free bits)
+    const int sts = local(g, 2 * t);
     for (int it = warp; it < pairs * R0 * 16; it += kWarps) {
       const int cb = it % 16, k0 = (it / 16) % R0, pair = it / (16 * R0);
-      const int base = k0 * S0 + 16 * cb;
+      const int base = (k0 * 16 * kCore + 16 * cb) ^ (((cb >> 2) & 1) << 3);  // (S0 = 4096 here)
       float2 tw[8];
-      if (!kInverse) load8(tw, p.tw_stage + (cb * 32 + lane) * 8);  // issued before the matmuls
+      if (!kInverse) load8(tw, p.tw_stage + lane_slots(cb, lane));  // issued before the matmuls
       uint32_t bx[2][2][2];
-      load_tile(bx, pair, base, kCore);
+#pragma unroll
+      for (int part = 0; part < 2; ++part) {
+        uint32_t r[4];
+        ldmatrix_x4_trans(r, plane(pair, part) + (lds ^ base));
+        bx[part][0][0] = r[0];
+        bx[part][0][1] = r[1];
+        bx[part][1][0] = r[2];
+        bx[part][1][1] = r[3];
+      }
       float d[2][2][4];
       dft_rows<kInverse>(d, bx);
-      store_tile<!kInverse, false>(d, pair, base, kCore, tw);
+      if (!kInverse) apply_twiddles<false>(d, tw);
+#pragma unroll
+      for (int part = 0; part < 2; ++part)
+#pragma unroll
+        for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+          for (int q = 0; q < 2; ++q)
+            *reinterpret_cast<uint32_t*>(plane(pair, part) + (sts ^ base ^ (q << 11) ^ (nt << 3))) =
+                pack2<T>(d[part][nt][2 * q], d[part][nt][2 * q + 1]);
     }
   }
 
@@ -670,7 +698,7 @@ struct Block {
   // The 256-point core of one tile: forward FFT, frequency-domain work, inverse FFT.
   template <CoreMode kMode>
   __device__ void core(int pair, int tile, bool first_step) const {
-    const int slot_off = (tile * 32 + lane) * 8;
+    const int slot_off = lane_slots(tile, lane);
     const int64_t block_slot = static_cast<int64_t>(blockIdx.y * gridDim.x + blockIdx.x) * P + pair;
     float2* x_slots = p.x_scratch + block_slot * N + slot_off;
     float2 zs[8], kv[8];
@@ -682,28 +710,25 @@ struct Block {
       // global loads first, so that their latency hides behind the forward matmuls
       load_filter8(kv, static_cast<int64_t>(h) * N + slot_off);
       float2 tw_epi[8];
-      if (stage1) load8(tw_epi, p.tw_core + ((tile % 16) * 32 + lane) * 8);
+      if (stage1) load8(tw_epi, p.tw_core + lane_slots(tile % 16, lane));
       if constexpr (kMode == CoreMode::kGradConv) {
-        float2 xs[8];
-        load8_rw(xs, x_slots);
         core_forward(zs, pair, tile);
         // S += conj(X) DC in this block's accumulator (NaN if a row of the pair was non-finite)
         const bool bad = flag(0, pair, 0) | flag(0, pair, 1) | flag(1, pair, 0) | flag(1, pair, 1);
         float2* s_ptr = p.s_partial + ((static_cast<int64_t>(blockIdx.y) * p.H + h) * P + pair) * N + slot_off;
-        float2 acc[8];
-        if (first_step) {
+        // one slot pair (16 bytes) of the accumulator at a time: the backward runs at the register limit
 #pragma unroll
-          for (int s = 0; s < 8; ++s) acc[s] = make_float2(0.f, 0.f);
-        } else {
-          load8_rw(acc, s_ptr);
+        for (int i = 0; i < 4; ++i) {
+          float4* acc_ptr = reinterpret_cast<float4*>(s_ptr + kSlotPairStride * i);
+          const float4 x = *reinterpret_cast<const float4*>(x_slots + kSlotPairStride * i);
+          float4 acc = first_step ? make_float4(0.f, 0.f, 0.f, 0.f) : *acc_ptr;
+          const float2 nan = make_float2(__int_as_float(0x7fffffff), 0.f);
+          const float2 c0 = bad ? nan : cmul_conj(zs[2 * i], make_float2(x.x, x.y));
+          const float2 c1 = bad ? nan : cmul_conj(zs[2 * i + 1], make_float2(x.z, x.w));
+          *acc_ptr = make_float4(acc.x + c0.x, acc.y + c0.y, acc.z + c1.x, acc.w + c1.y);
         }
 #pragma unroll
-        for (int s = 0; s < 8; ++s) {
-          const float2 c = bad ? make_float2(__int_as_float(0x7fffffff), 0.f) : cmul_conj(zs[s], xs[s]);
-          acc[s] = make_float2(acc[s].x + c.x, acc[s].y + c.y);
-          zs[s] = cmul_conj(zs[s], kv[s]);  // DX = DC * conj(K)
-        }
-        store8(s_ptr, acc);
+        for (int s = 0; s < 8; ++s) zs[s] = cmul_conj(zs[s], kv[s]);  // DX = DC * conj(K)
       } else {
         core_forward(zs, pair, tile);
         if constexpr (kMode == CoreMode::kSaveSpectrumConv) store8(x_slots, zs);
@@ -717,11 +742,11 @@ struct Block {
   // The core of a low-band filter (forward conv): half of the last forward DFT stage, 4 filter
   // slots, k = 8 matmuls in the first inverse stage.
   __device__ void core_low_band(int pair, int tile, const LowBandDft& lb) const {
-    const int slot_off = (tile * 32 + lane) * 8;
+    const int slot_off = lane_slots(tile, lane);
     float2 kv[4];  // the low band's 4 slots (s < 4) of this lane
     load_slots(kv, p.k_slots + static_cast<int64_t>(h) * N + slot_off);
     float2 tw_epi[8];
-    if (stage1) load8(tw_epi, p.tw_core + ((tile % 16) * 32 + lane) * 8);
+    if (stage1) load8(tw_epi, p.tw_core + lane_slots(tile % 16, lane));
     float2 zs[8];
     core_forward<true>(zs, pair, tile, &lb);
 #pragma unroll

@@ -19,12 +19,13 @@ __host__ __device__ inline int radix0(int N) {  // R0 of N = R0 * R1 * 256 (R1 =
 // no more pairs than the batch has.
 inline int pairs_per_step(int N, int B) { return std::max(1, std::min(8192 / N, (B + 1) / 2)); }
 
-// Slot q = tile*256 + lane*8 + s of the kernel's spectrum layout -> frequency (see
+// Slot q = lane_slots(tile, lane) + 64 (s / 2) + s % 2 of the kernel's spectrum layout -> frequency (see
 // kernels_api.slot_frequencies), and back. The low-band order rotates the core's output columns
 // by 4 (column c holds the top digit (c - 4) mod 16), so |f| < N/4 is the first 8-column tile.
 __host__ __device__ inline int slot_to_freq(int q, int N, bool low_band = false) {
   const int r0 = radix0(N), r1 = N / (kCore * r0);
-  const int tile = q / kCore, lane = (q / 8) % 32, s = q % 8;
+  const int tile = q / kCore, w = q % kCore;
+  const int lane = (w % kSlotPairStride) / 2, s = 2 * (w / kSlotPairStride) + w % 2;  // lane_slots()
   const int g = lane / 4, t = lane % 4, bh = s / 4, r = s % 4;
   const int row = g + 8 * (r / 2), col = 8 * bh + 2 * t + r % 2;
   const int digit = low_band ? (col + 12) % 16 : col;
@@ -35,7 +36,7 @@ __host__ __device__ inline int freq_to_slot(int f, int N) {
   const int k0 = f % r0, k1 = (f / r0) % r1, kc = f / (r0 * r1);
   const int row = kc % 16, col = kc / 16;
   const int g = row % 8, t = (col % 8) / 2, s = 4 * (col / 8) + 2 * (row / 8) + col % 2;
-  return (k0 * r1 + k1) * kCore + (4 * g + t) * 8 + s;
+  return lane_slots(k0 * r1 + k1, 4 * g + t) + kSlotPairStride * (s / 2) + s % 2;
 }
 
 // Calls f(kernel) with the kernel instantiated for (dtype, R0 of N).
