@@ -134,11 +134,6 @@ __device__ __forceinline__ float2 unit_root(int num, int den) {
   __sincosf(x * 3.14159265358979f, &s, &c);
   return make_float2(c, s);
 }
-__device__ __forceinline__ float2 unit_root_accurate(int num, int den) {
-  float s, c;
-  sincospif(-2.f * static_cast<float>(num % den) / static_cast<float>(den), &s, &c);
-  return make_float2(c, s);
-}
 
 // Radix-R DFT of R complex values in registers (R = 1, 2, 4, .., 32), unnormalised, natural
 // order in and out; kInv: conjugate twiddles. Radix-2 decimation in time by template recursion,

@@ -42,8 +42,8 @@ struct Dft16 {
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
       const int row = g + 8 * (r & 1), col = 2 * t + 8 * (r >> 1);
-      const float2 w0 = unit_root_accurate(row * col % 16, 16);
-      const float2 w1 = unit_root_accurate(row * (col + 1) % 16, 16);
+      const float2 w0 = unit_root(row * col % 16, 16);
+      const float2 w1 = unit_root(row * (col + 1) % 16, 16);
       fr[r] = pack2<T>(0.25f * w0.x, 0.25f * w1.x);
       fi[r] = pack2<T>(0.25f * w0.y, 0.25f * w1.y);
       nfi[r] = pack2<T>(-0.25f * w0.y, -0.25f * w1.y);
@@ -166,7 +166,7 @@ struct Block {
     for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
       for (int r = 0; r < 4; ++r)
-        tw_core[nt][r] = unit_root_accurate((g + 8 * (r >> 1)) * (8 * nt + 2 * t + (r & 1)), kCore);
+        tw_core[nt][r] = unit_root((g + 8 * (r >> 1)) * (8 * nt + 2 * t + (r & 1)), kCore);
     // Within a core tile (256 elements = 32 chunks at tile*256), swz(tile*256 + e) =
     // tile*256 + (swz(e) ^ ((tile & 7) << 3)): precompute swz(e) for this lane's accesses.
     const int m = lane >> 3;
@@ -351,14 +351,17 @@ struct Block {
             xi[n0] = im[n0][v];
           }
           small_dft<R0, false>(xr, xi);
-          const float2 w1 = unit_root(c + v, N);  // twiddle W_N^(k0 (c+v)) = w1^k0
-          float2 w = make_float2(scale, 0.f);
+          // twiddle W_N^(k0 (c+v)) = w1^k0, times the stage's scale (row 0: the scale alone)
+          const float2 w1 = unit_root(c + v, N);
+          float2 w = make_float2(w1.x * scale, w1.y * scale);
+          re[0][v] = xr[0] * scale;
+          im[0][v] = xi[0] * scale;
 #pragma unroll
-          for (int k0 = 0; k0 < R0; ++k0) {
+          for (int k0 = 1; k0 < R0; ++k0) {
             const float2 y = cmul(make_float2(xr[k0], xi[k0]), w);
             re[k0][v] = y.x;
             im[k0][v] = y.y;
-            w = cmul(w, w1);
+            if (k0 + 1 < R0) w = cmul(w, w1);
           }
         }
 #pragma unroll
@@ -404,14 +407,16 @@ struct Block {
 #pragma unroll
         for (int v = 0; v < V; ++v) {
           const float2 w1 = unit_root(c + v, N);
-          float2 w = make_float2(scale, 0.f);
+          float2 w = make_float2(w1.x * scale, w1.y * scale);
           float xr[R0], xi[R0];
+          xr[0] = re[0][v] * scale;
+          xi[0] = im[0][v] * scale;
 #pragma unroll
-          for (int k0 = 0; k0 < R0; ++k0) {
+          for (int k0 = 1; k0 < R0; ++k0) {
             const float2 y = cmul_conj(make_float2(re[k0][v], im[k0][v]), w);
             xr[k0] = y.x;
             xi[k0] = y.y;
-            w = cmul(w, w1);
+            if (k0 + 1 < R0) w = cmul(w, w1);
           }
           small_dft<R0, true>(xr, xi);
 #pragma unroll
