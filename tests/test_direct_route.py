@@ -137,6 +137,34 @@ def test_fftconv_direct_route_calls_and_gradients(fake, N, dtype, fwd_calls):
     assert fake.calls == fwd_calls
 
 
+def test_plain_inference_call_takes_the_short_route(fake):
+    """fftconv(u, k) with plain contiguous tensors (u bf16/fp16, k fp32) and no gradient is one
+    kernel call without the full path's steps; anything else is left to the full path (None)."""
+    u, k = torch.randn(2, 3, 100).bfloat16(), torch.randn(3, 100)
+    y = fftconv_mod._plain_taps_inference(u, k, None)
+    assert y is not None and y.shape == u.shape
+    assert fake.calls == ["fftconv_fwd (filter prologue)"] and lcm.last_backend() == ("cuda", "")
+    fake.calls.clear()
+    assert lcm.fftconv(u.half(), k, fft_size=4096) is not None
+    assert fake.calls == ["filter_to_slots", "fftconv_fwd"]
+    not_plain = {
+        "non-contiguous u": (u.transpose(0, 1).contiguous().transpose(0, 1), k, None),
+        "fp32 u": (u.float(), k, None),
+        "fp64 k": (u, k.double(), None),
+        "non-contiguous k": (u, k.t().contiguous().t(), None),
+        "channel mismatch": (u, k[:2], None),
+        "k needs grad": (u, k.clone().requires_grad_(), None),
+        "fp16 above its taps route": (u.half(), k, 8192),
+        "fft size not a power of two": (u, k, 300),
+    }
+    for name, (uu, kk, n) in not_plain.items():
+        assert fftconv_mod._plain_taps_inference(uu, kk, n) is None, name
+    with torch.no_grad():  # no gradient recorded: plain again
+        assert fftconv_mod._plain_taps_inference(u, k.clone().requires_grad_(), None) is not None
+    with pytest.raises(ValueError, match="too small"):  # the full path's own errors
+        fftconv_mod._plain_taps_inference(u, k, 128)
+
+
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_long_path_inference_transforms_taps_on_its_own_pipeline(fake, dtype):
     """Long-path inference with causal taps: the outer pass over the taps and the filter-row

@@ -245,6 +245,10 @@ def fftconv(
     Returns:
         (B, H, L) tensor in u's dtype. Gradients flow to u, k, k_rev, bias and the gates.
     """
+    if k_rev is None and bias is None and pre_gate is None and post_gate is None and not circular:
+        y = _plain_taps_inference(u, k, fft_size)
+        if y is not None:
+            return y
     check_tensor("u", u, 3, FLOAT_DTYPES)
     B, H, L = u.shape
     gated = pre_gate is not None or post_gate is not None
@@ -484,6 +488,32 @@ class _FFTConvFunction(torch.autograd.Function):
         u, k_f, pre_gate, post_gate = ctx.saved_tensors
         grads = _fftconv_bwd_cuda(dy.contiguous(), u, k_f, pre_gate, post_gate, ctx.fft_size)
         return _needed(ctx, grads, pre_gate, post_gate)
+
+
+def _plain_taps_inference(u: object, k: object, fft_size: int | None) -> Tensor | None:
+    """``fftconv(u, k[, fft_size=N])`` in its most common form, with the fewest host steps: plain
+    contiguous CUDA tensors, u bf16/fp16 (B, H, L) and k fp32 (H, Lk) on its device, no gradient, an
+    FFT size the taps route takes. At 256-1K points an eager call is host-bound, and this is the same
+    kernel call as the full path's with about a third of its Python. ``None`` for anything else:
+    the full path then validates (with its error messages) and routes."""
+    if type(u) is not Tensor or type(k) is not Tensor or u.dtype not in KERNEL_DTYPES or k.dtype != torch.float32:
+        return None
+    if u.dim() != 3 or k.dim() != 2 or not (u.is_contiguous() and k.is_contiguous()) or k.device != u.device:
+        return None
+    B, H, L = u.shape
+    Lk = k.shape[1]
+    if k.shape[0] != H or B * H * L == 0 or Lk == 0:
+        return None
+    if torch.is_grad_enabled() and (u.requires_grad or k.requires_grad):
+        return None
+    N = default_fft_size(L, Lk) if fft_size is None else _resolve_fft_size(L, Lk, 0, fft_size, False)
+    if N & (N - 1) or not MIN_FFT_SIZE <= N <= TAPS_ROUTE_MAX_FFT_SIZE[u.dtype]:
+        return None
+    mod = dispatch.direct_module(u)  # CUDA, eager, kernels built
+    if mod is None:
+        return None
+    dispatch.record("fftconv", "cuda")
+    return kernels_api.taps_fwd_cuda(mod, u, k, None, None, None, None, N)[0]
 
 
 def _taps_fftconv_cuda(mod, u, pre_gate, post_gate, fft_size, k, k_rev, bias) -> tuple[Tensor, Tensor]:
