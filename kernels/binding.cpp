@@ -139,43 +139,68 @@ torch::Tensor fftconv_fwd(const torch::Tensor& u, const torch::Tensor& k_slots,
   return run_forward(p, u);
 }
 
-std::vector<torch::Tensor> fftconv_bwd(const torch::Tensor& dy, const torch::Tensor& u,
-                                       const torch::Tensor& k_slots, const c10::optional<torch::Tensor>& pre,
-                                       const c10::optional<torch::Tensor>& post, const torch::Tensor& tw_stage,
-                                       const torch::Tensor& tw_core, int64_t fft_size, bool raw_filter_grad) {
+// The fused backward kernel over (dy, u): du and the gates' gradients, and the per-block
+// accumulators of the filter gradient (what the filter-gradient paths below reduce).
+struct BackwardPass {
+  torch::Tensor du, dpre, dpost;  // dpre / dpost undefined without their gate
+  torch::Tensor s_partial;        // (chunks, H, P, N, 2) fp32
+  longconv::fftconv::Geometry geo;
+  int H, N;
+};
+
+BackwardPass run_backward(const torch::Tensor& dy, const torch::Tensor& u, const torch::Tensor& k_slots,
+                          const c10::optional<torch::Tensor>& pre, const c10::optional<torch::Tensor>& post,
+                          const torch::Tensor& tw_stage, const torch::Tensor& tw_core, int64_t fft_size) {
   Params p = make_params(u, k_slots, pre, post, tw_stage, tw_core, fft_size);
   check_like(dy, u, "dy");
   const c10::cuda::CUDAGuard guard(u.device());
   const DType dtype = kernel_dtype(u);
-  auto du = torch::empty_like(u);
-  auto dpre = pre ? torch::empty_like(u) : torch::empty({0}, u.options());
-  auto dpost = post ? torch::empty_like(u) : torch::empty({0}, u.options());
+  BackwardPass r;
+  r.du = torch::empty_like(u);
+  if (pre) r.dpre = torch::empty_like(u);
+  if (post) r.dpost = torch::empty_like(u);
   p.dy = dy.data_ptr();
-  p.du = du.data_ptr();
-  p.dpre = pre ? dpre.data_ptr() : nullptr;
-  p.dpost = post ? dpost.data_ptr() : nullptr;
+  p.du = r.du.data_ptr();
+  p.dpre = pre ? r.dpre.data_ptr() : nullptr;
+  p.dpost = post ? r.dpost.data_ptr() : nullptr;
   finish_vec_ok(p, {p.u, p.pre, p.post, p.dy, p.du, p.dpre, p.dpost});
-  const auto geo = longconv::fftconv::geometry(p, /*backward=*/true, dtype);
-  // Per-block scratch: fully written by each block's first step, so no initialisation needed.
-  auto f32 = u.options().dtype(torch::kFloat32);
-  const int64_t slots = int64_t(geo.chunks) * p.H * geo.pairs_per_step * p.N * 2;
-  auto s_partial = torch::empty({slots}, f32);
-  auto x_scratch = torch::empty({slots}, f32);
-  p.s_partial = reinterpret_cast<float2*>(s_partial.data_ptr<float>());
-  p.x_scratch = reinterpret_cast<float2*>(x_scratch.data_ptr<float>());
-  const auto stream = c10::cuda::getCurrentCUDAStream();
-  cudaError_t err = longconv::fftconv::launch_backward(p, dtype, stream);
+  r.geo = longconv::fftconv::geometry(p, /*backward=*/true, dtype);
+  r.H = p.H;
+  r.N = p.N;
+  // Per-block scratch (accumulators, then the spectra of pass 1), one allocation: fully written by
+  // each block's first step, so no initialisation needed.
+  const int64_t slots = int64_t(r.geo.chunks) * p.H * r.geo.pairs_per_step * p.N * 2;
+  auto scratch = torch::empty({2, slots}, u.options().dtype(torch::kFloat32));
+  r.s_partial = scratch[0];
+  p.s_partial = reinterpret_cast<float2*>(r.s_partial.data_ptr<float>());
+  p.x_scratch = reinterpret_cast<float2*>(scratch[1].data_ptr<float>());
+  const cudaError_t err = longconv::fftconv::launch_backward(p, dtype, c10::cuda::getCurrentCUDAStream());
   CHECK_ARG(err == cudaSuccess, "fftconv backward launch failed: ", cudaGetErrorString(err));
+  return r;
+}
+
+// Gradient of the rfft spectrum (H, N/2+1) complex64 from the accumulators.
+torch::Tensor spectrum_grad(const BackwardPass& r) {
+  auto dk_f = torch::empty({r.H, r.N / 2 + 1}, r.du.options().dtype(torch::kComplexFloat));
+  const cudaError_t err = longconv::fftconv::launch_slots_to_spectrum_grad(
+      reinterpret_cast<const float2*>(r.s_partial.data_ptr<float>()), reinterpret_cast<float2*>(dk_f.data_ptr()),
+      r.geo.chunks, r.H, r.geo.pairs_per_step, r.N, 1, c10::cuda::getCurrentCUDAStream());
+  CHECK_ARG(err == cudaSuccess, "fftconv filter-gradient launch failed: ", cudaGetErrorString(err));
+  return dk_f;
+}
+
+std::vector<torch::Tensor> fftconv_bwd(const torch::Tensor& dy, const torch::Tensor& u,
+                                       const torch::Tensor& k_slots, const c10::optional<torch::Tensor>& pre,
+                                       const c10::optional<torch::Tensor>& post, const torch::Tensor& tw_stage,
+                                       const torch::Tensor& tw_core, int64_t fft_size, bool raw_filter_grad) {
+  const BackwardPass r = run_backward(dy, u, k_slots, pre, post, tw_stage, tw_core, fft_size);
+  const auto or_empty = [&](const torch::Tensor& t) { return t.defined() ? t : torch::empty({0}, u.options()); };
   if (raw_filter_grad) {  // the accumulators summed over blocks, in slot order: (H, N, 2)
     const std::vector<int64_t> reduce_dims{0, 2};
-    auto s = s_partial.view({geo.chunks, p.H, geo.pairs_per_step, p.N, 2}).sum(reduce_dims);
-    return std::vector<torch::Tensor>{du, s, dpre, dpost};
+    auto s = r.s_partial.view({r.geo.chunks, r.H, r.geo.pairs_per_step, r.N, 2}).sum(reduce_dims);
+    return {r.du, s, or_empty(r.dpre), or_empty(r.dpost)};
   }
-  auto dk_f = torch::empty({p.H, p.N / 2 + 1}, u.options().dtype(torch::kComplexFloat));
-  err = longconv::fftconv::launch_slots_to_spectrum_grad(p.s_partial, reinterpret_cast<float2*>(dk_f.data_ptr()),
-                                                         geo.chunks, p.H, geo.pairs_per_step, p.N, 1, stream);
-  CHECK_ARG(err == cudaSuccess, "fftconv filter-gradient launch failed: ", cudaGetErrorString(err));
-  return {du, dk_f, dpre, dpost};
+  return {r.du, spectrum_grad(r), or_empty(r.dpre), or_empty(r.dpost)};
 }
 
 void check_split(int64_t fft_size, int64_t outer) {
@@ -240,14 +265,20 @@ longconv::fftconv::FilterSource taps_source(const torch::Tensor& k, const c10::o
   return f;
 }
 
+// The fp32 filter transforms' table W_N^j, j < N/2 (kernels_api.half_twiddles).
+void check_half_twiddle(const torch::Tensor& twiddle, int64_t fft_size, const torch::Device& device) {
+  CHECK_CUDA_TENSOR(twiddle, "twiddle");
+  CHECK_ARG(twiddle.scalar_type() == torch::kFloat32 && twiddle.numel() == fft_size && twiddle.device() == device,
+            "twiddle must hold fft_size/2 complex float32 values on k's device");
+}
+
 // Time-domain filter (+ anti-causal taps, bias) -> the fused kernel's slot-order spectrum.
 torch::Tensor filter_to_slots(const torch::Tensor& k, const c10::optional<torch::Tensor>& k_rev,
                               const c10::optional<torch::Tensor>& bias, const torch::Tensor& twiddle, int64_t fft_size) {
   const longconv::fftconv::FilterSource f = taps_source(k, k_rev, bias, fft_size);
-  CHECK_ARG(fft_size <= 8192, "filter_to_slots: fft_size must be <= 8192, got ", fft_size);
-  CHECK_CUDA_TENSOR(twiddle, "twiddle");
-  CHECK_ARG(twiddle.scalar_type() == torch::kFloat32 && twiddle.numel() == fft_size && twiddle.device() == k.device(),
-              "twiddle must hold fft_size/2 complex float32 values on k's device");
+  CHECK_ARG(fft_size <= longconv::fftconv::kFilterTransformMaxFFTSize, "filter_to_slots: fft_size must be <= ",
+            longconv::fftconv::kFilterTransformMaxFFTSize, ", got ", fft_size);
+  check_half_twiddle(twiddle, fft_size, k.device());
   const int64_t H = k.size(0);
   const c10::cuda::CUDAGuard guard(k.device());
   auto k_slots = torch::empty({H, fft_size, 2}, k.options());
@@ -351,9 +382,10 @@ std::vector<torch::Tensor> fftconv_fwd_taps(const torch::Tensor& u, const torch:
 }
 
 // The eager training route for time-domain taps at the fused sizes, as a C++ autograd node: the
-// backward (kernel, then the taps' gradient as one unscaled irfft of the spectrum gradient times
-// the adjoint weights) runs without Python, which at 256-1K points is most of a training step's
-// host time. y = post * conv(pre * u, circular filter of k, k_rev, bias).
+// backward (kernel, then the taps' gradient: one kernel from the accumulators up to 8K, above an
+// unscaled irfft of the spectrum gradient times the adjoint weights) runs without Python, which at
+// 256-1K points is most of a training step's host time.
+// y = post * conv(pre * u, circular filter of k, k_rev, bias).
 struct TapsFFTConv : public torch::autograd::Function<TapsFFTConv> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& u, const torch::Tensor& k,
                                const c10::optional<torch::Tensor>& k_rev, const c10::optional<torch::Tensor>& bias,
@@ -364,10 +396,12 @@ struct TapsFFTConv : public torch::autograd::Function<TapsFFTConv> {
     const auto f32_opt = [&](const c10::optional<torch::Tensor>& t) -> c10::optional<torch::Tensor> {
       return t ? c10::optional<torch::Tensor>(f32(*t)) : c10::nullopt;
     };
+    check_half_twiddle(twiddle, fft_size, u.device());  // (the backward's taps gradient uses it)
     auto r = fftconv_fwd_taps(u, f32(k), f32_opt(k_rev), f32_opt(bias), twiddle, pre, post, tw_stage, tw_core, fft_size);
     auto y = r[0], k_slots = r[1];
     const torch::Tensor none;
-    ctx->save_for_backward({u, k_slots, pre ? *pre : none, post ? *post : none, tw_stage, tw_core, adjoint_weights});
+    ctx->save_for_backward(
+        {u, k_slots, pre ? *pre : none, post ? *post : none, tw_stage, tw_core, adjoint_weights, twiddle});
     ctx->saved_data["fft_size"] = fft_size;
     ctx->saved_data["k_len"] = k.size(1);
     ctx->saved_data["k_rev_len"] = k_rev ? k_rev->size(1) : int64_t(0);
@@ -387,21 +421,31 @@ struct TapsFFTConv : public torch::autograd::Function<TapsFFTConv> {
     const auto saved = ctx->get_saved_variables();
     const auto opt = [](const torch::Tensor& t) { return t.defined() ? c10::optional<torch::Tensor>(t) : c10::nullopt; };
     const int64_t N = ctx->saved_data["fft_size"].toInt();
-    auto r = fftconv_bwd(grads[0].contiguous(), saved[0], saved[1], opt(saved[2]), opt(saved[3]), saved[4], saved[5],
-                         N, false);
+    const BackwardPass r = run_backward(grads[0].contiguous(), saved[0], saved[1], opt(saved[2]), opt(saved[3]),
+                                        saved[4], saved[5], N);
     torch::Tensor dk, dk_rev, dbias;
     if (ctx->saved_data["taps_grad"].toBool()) {
-      // d buf[t] = Re sum_f dk_f[f] e^(2 pi i f t / N): irfft counts the interior bins twice
-      const auto d_buf = at::fft_irfft(r[1] * saved[6], N, -1, "forward");
+      // d buf[t] = Re sum_f dk_f[f] e^(2 pi i f t / N) over the half spectrum dk_f (irfft counts the
+      // interior bins twice): one kernel from the accumulators up to 8K, rfft-gradient + irfft above
+      torch::Tensor d_buf;
+      if (N <= longconv::fftconv::kFilterTransformMaxFFTSize) {
+        d_buf = torch::empty({r.H, N}, r.du.options().dtype(torch::kFloat32));
+        const cudaError_t err = longconv::fftconv::launch_partials_to_taps_grad(
+            reinterpret_cast<const float2*>(r.s_partial.data_ptr<float>()), r.geo.chunks, r.H,
+            r.geo.pairs_per_step, N, reinterpret_cast<const float2*>(saved[7].data_ptr<float>()),
+            d_buf.data_ptr<float>(), c10::cuda::getCurrentCUDAStream());
+        CHECK_ARG(err == cudaSuccess, "fftconv taps-gradient launch failed: ", cudaGetErrorString(err));
+      } else {
+        d_buf = at::fft_irfft(spectrum_grad(r) * saved[6], N, -1, "forward");
+      }
       dk = d_buf.narrow(1, 0, ctx->saved_data["k_len"].toInt()).to(ctx->saved_data["k_dtype"].toScalarType());
       const int64_t k_rev_len = ctx->saved_data["k_rev_len"].toInt();
       if (k_rev_len > 0)  // k_rev[j] sits at position N - 1 - j
         dk_rev = d_buf.flip({1}).narrow(1, 0, k_rev_len).to(ctx->saved_data["k_rev_dtype"].toScalarType());
       if (ctx->saved_data["has_bias"].toBool()) dbias = d_buf.select(1, 0).to(ctx->saved_data["bias_dtype"].toScalarType());
     }
-    const auto or_undefined = [](const torch::Tensor& t) { return t.numel() ? t : torch::Tensor(); };
     const torch::Tensor none;
-    return {r[0], dk, dk_rev, dbias, or_undefined(r[2]), or_undefined(r[3]), none, none, none, none, none};
+    return {r.du, dk, dk_rev, dbias, r.dpre, r.dpost, none, none, none, none, none};
   }
 };
 

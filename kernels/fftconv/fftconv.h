@@ -9,6 +9,10 @@ namespace longconv::fftconv {
 
 enum class DType : int { kBF16 = 0, kFP16 = 1 };
 
+// Largest FFT size of the fp32 shared-memory filter transforms (filter_to_slots and the taps'
+// gradient, launch_partials_to_taps_grad): an N/2-point complex FFT, 64 KB of buffers.
+constexpr int kFilterTransformMaxFFTSize = 8192;
+
 // The filter spectrum from the kernel's own forward FFT (bf16 tensor cores; bf16 calls): from
 // time-domain taps (k != nullptr: the circular filter of k and k_rev, a real row, as part 0 of
 // pair 0) or from the long path's filter rows (the outer pass over the taps; Params::u, B = 2: the
@@ -105,6 +109,11 @@ cudaError_t launch_filter_to_slots(const float* k, int Lk, const float* k_rev, i
 // Backward accumulators (chunks, H, P, N) in slot order (M1 = 1; for M1 > 1 the long path's
 // (H, M1, N/M1) summed accumulators, chunks = P = 1) -> gradient of the rfft spectrum
 // (H, N/2+1) under PyTorch's complex-gradient convention.
+// The same accumulators (M1 = 1, N <= 8192) -> the gradient of the circular filter buffer (H, N)
+// fp32, d_buf[t] = Re sum_f S_f exp(2 pi i f t / N) (its taps' gradients are slices of it).
+// `twiddle`: W_N^j for j < N/2.
+cudaError_t launch_partials_to_taps_grad(const float2* s_partial, int chunks, int H, int P, int N,
+                                         const float2* twiddle, float* d_buf, cudaStream_t stream);
 cudaError_t launch_slots_to_spectrum_grad(const float2* s_partial, float2* dk_f, int chunks, int H, int P, int N,
                                           int M1, cudaStream_t stream);
 

@@ -1,5 +1,6 @@
 // Backward instantiations: 2 dtypes x 4 first-stage radices.
 #include "fftconv_launch.cuh"
+#include "stockham.cuh"
 
 namespace longconv::fftconv {
 
@@ -56,6 +57,68 @@ cudaError_t launch_slots_to_spectrum_grad(const float2* s_partial, float2* dk_f,
                                           int M1, cudaStream_t stream) {
   slots_to_spectrum_grad_kernel<<<dim3((N / 2 + 256) / 256, H), 256, 0, stream>>>(s_partial, dk_f, chunks, H, P, N,
                                                                                   M1);
+  return cudaGetLastError();
+}
+
+// The gradient of the circular filter buffer (see filter_to_slots) straight from the per-block
+// accumulators, for the taps route at N <= 8192 (in place of slots_to_spectrum_grad, a weighting
+// and cuFFT's irfft: four host-side ops fewer per training step, which at 256-1K points is
+// host-bound). With Z[f] the accumulators of frequency f summed over blocks and pairs,
+//   d_buf[t] = Re sum_f Z[f] exp(2 pi i f t / N),
+// to which only the Hermitian part H[f] = (Z[f] + conj Z[N-f]) / 2 contributes: a real inverse
+// FFT, done as the M = N/2-point complex one of Y[k] = A0[k] + i A1[k] with A0 = H[k] + conj H[M-k]
+// and A1 = (H[k] - conj H[M-k]) exp(2 pi i k / N), whose output is y[n] = d_buf[2n] + i d_buf[2n+1].
+// Layout and threads as filter_to_slots: M/4 threads per channel; `twiddle`: W_N^j, j < N/2.
+__global__ void partials_to_taps_grad_kernel(const float2* __restrict__ s_partial, int chunks, int H, int P, int N,
+                                             const float2* __restrict__ twiddle, float* __restrict__ d_buf) {
+  extern __shared__ float2 smem[];
+  const int M = N / 2, T = M / 4, t = threadIdx.x % T, h = blockIdx.x * (blockDim.x / T) + threadIdx.x / T;
+  const bool active = h < H;  // idle channel slots of the last block still take part in the barriers
+  float2* z = smem + (2 * M + 2) * (threadIdx.x / T);
+  float2* buf = z + M;  // M + 2 values: first H[0..M], then the transform's scratch
+  if (active) {
+    for (int f = t; f <= M; f += T) {
+      const int qa = freq_to_slot(f, N), qb = freq_to_slot((N - f) & (N - 1), N);
+      float2 a = make_float2(0.f, 0.f), b = make_float2(0.f, 0.f);
+      for (int c = 0; c < chunks; ++c)
+        for (int pr = 0; pr < P; ++pr) {
+          const float2* base = s_partial + ((static_cast<int64_t>(c) * H + h) * P + pr) * N;
+          const float2 va = base[qa], vb = base[qb];
+          a = make_float2(a.x + va.x, a.y + va.y);
+          b = make_float2(b.x + vb.x, b.y + vb.y);
+        }
+      buf[f] = make_float2(0.5f * (a.x + b.x), f == 0 || f == M ? 0.f : 0.5f * (a.y - b.y));
+    }
+  }
+  __syncthreads();
+  if (active) {
+    for (int k = t; k < M; k += T) {
+      const float2 hk = buf[k], hm = buf[M - k];
+      const float2 a0 = make_float2(hk.x + hm.x, hk.y - hm.y);                       // H[k] + conj H[M-k]
+      const float2 a1 = cmul_conj(make_float2(hk.x - hm.x, hk.y + hm.y), twiddle[k]);  // (..) exp(2 pi i k / N)
+      z[k] = make_float2(a0.x - a1.y, a0.y + a1.x);
+    }
+  }
+  __syncthreads();
+  z = stockham_fft<true>(z, buf, M, t, T, active, twiddle);
+  if (!active) return;
+  float2* out = reinterpret_cast<float2*>(d_buf + static_cast<int64_t>(h) * N);
+  for (int n = t; n < M; n += T) out[n] = z[n];
+}
+
+cudaError_t launch_partials_to_taps_grad(const float2* s_partial, int chunks, int H, int P, int N,
+                                         const float2* twiddle, float* d_buf, cudaStream_t stream) {
+  const int M = N / 2;
+  if (M < 128 || M > kStockhamMaxM) return cudaErrorInvalidValue;
+  const int per_channel = M / 4, channels = std::max(1, 128 / per_channel);
+  const int smem = channels * (2 * M + 2) * static_cast<int>(sizeof(float2));  // <= 64 KB + 16 bytes
+  if (smem > 48 * 1024) {
+    const cudaError_t err =
+        cudaFuncSetAttribute(partials_to_taps_grad_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (err != cudaSuccess) return err;
+  }
+  partials_to_taps_grad_kernel<<<(H + channels - 1) / channels, channels * per_channel, smem, stream>>>(
+      s_partial, chunks, H, P, N, twiddle, d_buf);
   return cudaGetLastError();
 }
 

@@ -1,6 +1,7 @@
 // Forward instantiations: 2 dtypes x 4 first-stage radices x (dense, low-band filter); bf16 x 4
 // radices x (bf16 slots, taps prologue; the filter spectrum kernel); the filter layout kernels.
 #include "fftconv_launch.cuh"
+#include "stockham.cuh"
 
 namespace longconv::fftconv {
 
@@ -205,38 +206,9 @@ cudaError_t launch_spectrum_to_slots(const float2* k_f, float2* k_slots, int H, 
 //   buf[t] = k[t] (t < Lk) + k_rev[N-1-t] (N-1-t < Lr) + bias (t = 0)
 // transformed in fp32 and written in slot order (what rfft + spectrum_to_slots give, in one
 // launch instead of four). The real N-point FFT is an M = N/2-point complex FFT of
-// (buf[2n], buf[2n+1]): Stockham autosort passes (natural order in and out, ping-pong between two
-// shared buffers), radix 2, 4 or 8 first and then radix 16, each a register DFT, so log2(M)
-// radix-2 stages take at most 4 barriers; then the split into even/odd spectra. M/4 threads per
+// (buf[2n], buf[2n+1]) (stockham.cuh), then the split into even/odd spectra. M/4 threads per
 // channel (the passes use M/R of them; loads and the slot-order output all), max(1, 512 / M)
 // channels per block. `twiddle` holds W_N^j for j < N/2.
-constexpr int kFilterMaxM = 4096;  // N <= 8192 (64 KB of ping-pong buffers)
-
-template <int R>
-__device__ __forceinline__ void stockham_pass(const float2* src, float2* dst, int M, int Ns, int t, int T,
-                                              const float2* __restrict__ twiddle) {
-  const int span = M / R, step = 2 * M / (Ns * R);  // W_{Ns R}^(jm r) = W_N^(step jm r)
-  for (int j = t; j < span; j += T) {
-    const int jm = j & (Ns - 1);
-    float re[R], im[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      float2 v = src[j + r * span];
-      if (r > 0 && jm > 0) {
-        const int e = step * jm * r;  // < 2M = N
-        const float2 w = e < M ? twiddle[e] : make_float2(-twiddle[e - M].x, -twiddle[e - M].y);
-        v = cmul(v, w);
-      }
-      re[r] = v.x;
-      im[r] = v.y;
-    }
-    small_dft<R, false>(re, im);
-    const int d = (j - jm) * R + jm;
-#pragma unroll
-    for (int r = 0; r < R; ++r) dst[d + r * Ns] = make_float2(re[r], im[r]);
-  }
-}
-
 __global__ void filter_to_slots_kernel(const float* __restrict__ k, int Lk, const float* __restrict__ k_rev, int Lr,
                                        const float* __restrict__ bias, const float2* __restrict__ twiddle,
                                        float2* __restrict__ k_slots, int H, int N) {
@@ -257,23 +229,7 @@ __global__ void filter_to_slots_kernel(const float* __restrict__ k, int Lk, cons
     for (int n = t; n < M; n += T) z[n] = make_float2(tap(2 * n), tap(2 * n + 1));
   }
   __syncthreads();
-  const int log2M = __ffs(M) - 1, first = 1 << (log2M % 4);
-  int Ns = 1;
-  if (first > 1) {
-    if (active) {
-      if (first == 2) stockham_pass<2>(z, buf, M, 1, t, T, twiddle);
-      else if (first == 4) stockham_pass<4>(z, buf, M, 1, t, T, twiddle);
-      else stockham_pass<8>(z, buf, M, 1, t, T, twiddle);
-    }
-    Ns = first;
-    float2* tmp = z; z = buf; buf = tmp;
-    __syncthreads();
-  }
-  for (; Ns < M; Ns *= 16) {
-    if (active) stockham_pass<16>(z, buf, M, Ns, t, T, twiddle);
-    float2* tmp = z; z = buf; buf = tmp;
-    __syncthreads();
-  }
+  z = stockham_fft<false>(z, buf, M, t, T, active, twiddle);
   if (!active) return;
   float2* out = k_slots + static_cast<int64_t>(h) * N;
   for (int q = t; q < N; q += T) {
@@ -290,7 +246,7 @@ __global__ void filter_to_slots_kernel(const float* __restrict__ k, int Lk, cons
 cudaError_t launch_filter_to_slots(const float* k, int Lk, const float* k_rev, int Lr, const float* bias,
                                    const float2* twiddle, float2* k_slots, int H, int N, cudaStream_t stream) {
   const int M = N / 2;
-  if (M < 128 || M > kFilterMaxM) return cudaErrorInvalidValue;
+  if (M < 128 || M > kStockhamMaxM) return cudaErrorInvalidValue;
   const int per_channel = M / 4, channels = std::max(1, 128 / per_channel);
   const int smem = channels * 2 * M * static_cast<int>(sizeof(float2));  // <= 32 KB (64 KB at N = 8192)
   if (smem > 48 * 1024) {
