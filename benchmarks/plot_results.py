@@ -20,7 +20,7 @@ def main(argv=None):
     import matplotlib.pyplot as plt
 
     ap = argparse.ArgumentParser()
-    default = ",".join(str(HERE / "results" / f) for f in ("fftconv_bf16_h100.json", "fftconv_long_bf16_h100.json"))
+    default = ",".join(str(HERE / "results" / f) for f in ("fftconv_bf16_h100_session7.json", "fftconv_long_bf16_h100_session7.json"))
     ap.add_argument("--json", default=default, help="comma-separated bench_fftconv.py outputs")
     ap.add_argument("--out", default=str(HERE / "fftconv_h100.png"))
     args = ap.parse_args(argv)
