@@ -437,6 +437,32 @@ struct Block {
   }
 
   // ---- tensor-core pieces ----
+  // B operands bx[part][nt][reg] of the 16x16 tile of both planes of a pair whose ldmatrix row
+  // address for this lane is plane offset `off`.
+  __device__ __forceinline__ void load_pair_tile(uint32_t (&bx)[2][2][2], int pair, int off) const {
+#pragma unroll
+    for (int part = 0; part < 2; ++part) {
+      uint32_t r[4];
+      ldmatrix_x4_trans(r, plane(pair, part) + off);
+      bx[part][0][0] = r[0];
+      bx[part][0][1] = r[1];
+      bx[part][1][0] = r[2];
+      bx[part][1][1] = r[3];
+    }
+  }
+  // Accumulators d[part][nt][2q, 2q+1] as 16-bit pairs at plane offsets off(nt, q) of both planes.
+  template <class Offset>
+  __device__ __forceinline__ void store_pair_tile(const float (&d)[2][2][4], int pair, const Offset& off) const {
+#pragma unroll
+    for (int part = 0; part < 2; ++part)
+#pragma unroll
+      for (int nt = 0; nt < 2; ++nt)
+#pragma unroll
+        for (int q = 0; q < 2; ++q)
+          *reinterpret_cast<uint32_t*>(plane(pair, part) + off(nt, q)) =
+              pack2<T>(d[part][nt][2 * q], d[part][nt][2 * q + 1]);
+  }
+
   // d[mt][nt] = A(mt, ks) * bx[ks][nt]: a 16-point DFT along the tile rows (real-block form).
   // kLowBand (inverse only): only the first k-half of bx is nonzero (a low-band spectrum), so k = 8
   // matmuls with the permuted inverse DFT A' = conj(F)[:, perm] of lb.
@@ -573,26 +599,11 @@ struct Block {
       float2 tw[8];
       if (!kInverse) load8(tw, p.tw_stage + lane_slots(cb, lane));  // issued before the matmuls
       uint32_t bx[2][2][2];
-#pragma unroll
-      for (int part = 0; part < 2; ++part) {
-        uint32_t r[4];
-        ldmatrix_x4_trans(r, plane(pair, part) + (lds ^ base));
-        bx[part][0][0] = r[0];
-        bx[part][0][1] = r[1];
-        bx[part][1][0] = r[2];
-        bx[part][1][1] = r[3];
-      }
+      load_pair_tile(bx, pair, lds ^ base);
       float d[2][2][4];
       dft_rows<kInverse>(d, bx);
       if (!kInverse) apply_twiddles<false>(d, tw);
-#pragma unroll
-      for (int part = 0; part < 2; ++part)
-#pragma unroll
-        for (int nt = 0; nt < 2; ++nt)
-#pragma unroll
-          for (int q = 0; q < 2; ++q)
-            *reinterpret_cast<uint32_t*>(plane(pair, part) + (sts ^ base ^ (q << 11) ^ (nt << 3))) =
-                pack2<T>(d[part][nt][2 * q], d[part][nt][2 * q + 1]);
+      store_pair_tile(d, pair, [&](int nt, int q) { return sts ^ base ^ (q << 11) ^ (nt << 3); });
     }
   }
 
@@ -601,16 +612,7 @@ struct Block {
   template <bool kLow = false>
   __device__ __forceinline__ void core_forward(float2 (&zs)[8], int pair, int tile, const LowBandDft* lb = nullptr) const {
     uint32_t bx[2][2][2];
-    const int e = in_tile(tile, tile_lds);
-#pragma unroll
-    for (int part = 0; part < 2; ++part) {
-      uint32_t r[4];
-      ldmatrix_x4_trans(r, plane(pair, part) + e);
-      bx[part][0][0] = r[0];
-      bx[part][0][1] = r[1];
-      bx[part][1][0] = r[2];
-      bx[part][1][1] = r[3];
-    }
+    load_pair_tile(bx, pair, in_tile(tile, tile_lds));
     // S1: DFT over the high digit i (data as B operand), then the core twiddle W256^(a j)
     float d1[2][2][4];
     dft_rows<false>(d1, bx);
@@ -690,14 +692,7 @@ struct Block {
     float d4[2][2][4];
     dft_rows<true>(d4, b4);
     if (stage1) apply_twiddles<true>(d4, tw_epi);  // the radix-16 stage's inverse twiddle, before rounding
-#pragma unroll
-    for (int part = 0; part < 2; ++part)
-#pragma unroll
-      for (int nt = 0; nt < 2; ++nt)
-#pragma unroll
-        for (int q = 0; q < 2; ++q)
-          *reinterpret_cast<uint32_t*>(plane(pair, part) + in_tile(tile, tile_sts[nt][q])) =
-              pack2<T>(d4[part][nt][2 * q], d4[part][nt][2 * q + 1]);
+    store_pair_tile(d4, pair, [&](int nt, int q) { return in_tile(tile, tile_sts[nt][q]); });
   }
 
   // The 256-point core of one tile: forward FFT, frequency-domain work, inverse FFT.
