@@ -118,6 +118,27 @@ def test_fftconv_nan_passthrough():
     assert torch.isnan(y[0, 1]).any() and torch.isfinite(y[1]).all() and torch.isfinite(y[0, 0]).all()
 
 
+@pytest.mark.parametrize("N", [256, 4096])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_nonfinite_input_on_the_raw_copy_path(N, bad, dtype):
+    """At 256 / 4K with aligned rows and no input gate, rows reach the kernel's planes as raw
+    16-byte copies (a packed exponent test spots non-finite values) and ungated outputs leave the
+    same way: the bad row comes out NaN, every other row, its pair partner included, matches the
+    float64 reference."""
+    B, H, L = 3, 2, N // 2
+    u = torch.randn(B, H, L, device="cuda").to(dtype)
+    k = decaying_filter(H, L)
+    u[1, 0, 5] = bad
+    y = fftconv(u, k, fft_size=N)
+    assert last_backend() == ("cuda", "")
+    assert torch.isnan(y[1, 0]).all()
+    good = torch.ones(B, H, dtype=torch.bool, device="cuda")
+    good[1, 0] = False
+    ref = fftconv(torch.where(torch.isfinite(u), u, 0).double(), k.double(), fft_size=N)
+    assert torch.isfinite(y[good]).all() and rel_err(y[good], ref[good]) < TOL[dtype]
+
+
 def test_fftconv_nan_isolated_to_its_row_in_backward():
     u = torch.randn(2, 2, 1000, device="cuda").bfloat16()
     u[0, 1, 17] = float("nan")
