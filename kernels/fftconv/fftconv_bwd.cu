@@ -108,18 +108,8 @@ __global__ void partials_to_taps_grad_kernel(const float2* __restrict__ s_partia
 
 cudaError_t launch_partials_to_taps_grad(const float2* s_partial, int chunks, int H, int P, int N,
                                          const float2* twiddle, float* d_buf, cudaStream_t stream) {
-  const int M = N / 2;
-  if (M < 128 || M > kStockhamMaxM) return cudaErrorInvalidValue;
-  const int per_channel = M / 4, channels = std::max(1, 128 / per_channel);
-  const int smem = channels * (2 * M + 2) * static_cast<int>(sizeof(float2));  // <= 64 KB + 16 bytes
-  if (smem > 48 * 1024) {
-    const cudaError_t err =
-        cudaFuncSetAttribute(partials_to_taps_grad_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-    if (err != cudaSuccess) return err;
-  }
-  partials_to_taps_grad_kernel<<<(H + channels - 1) / channels, channels * per_channel, smem, stream>>>(
-      s_partial, chunks, H, P, N, twiddle, d_buf);
-  return cudaGetLastError();
+  return launch_per_channel_fft(partials_to_taps_grad_kernel, N, H, N + 2 /* 2 M + 2 */, stream, s_partial, chunks, H,
+                                P, N, twiddle, d_buf);
 }
 
 }  // namespace longconv::fftconv

@@ -92,14 +92,10 @@ __global__ void __launch_bounds__(kThreads, R0 == 1 ? 3 : 2) filter_spectrum_ker
   const int64_t row = static_cast<int64_t>(blk.h) * p.N;
   const int64_t mirror_row = static_cast<int64_t>(channel * M1 + M1 - k1) * p.N;
   const auto store = [&](int64_t off, const float2(&z)[8]) {
-    if (f.out_bf16 != nullptr) {
-#pragma unroll
-      for (int i = 0; i < 4; ++i)
-        *reinterpret_cast<uint2*>(f.out_bf16 + off + kSlotPairStride * i) =
-            make_uint2(pack2<__nv_bfloat16>(z[2 * i].x, z[2 * i].y), pack2<__nv_bfloat16>(z[2 * i + 1].x, z[2 * i + 1].y));
-    } else {
+    if (f.out_bf16 != nullptr)
+      Block<__nv_bfloat16, R0>::store8(f.out_bf16 + off, z);
+    else
       Block<__nv_bfloat16, R0>::store8(f.out + off, z);
-    }
   };
   blk.forward_spectrum(f.scale, f.bias != nullptr ? f.bias[channel] : 0.f, [&](int q, float2(&zs)[8]) {
     if (bad) {
@@ -245,17 +241,8 @@ __global__ void filter_to_slots_kernel(const float* __restrict__ k, int Lk, cons
 
 cudaError_t launch_filter_to_slots(const float* k, int Lk, const float* k_rev, int Lr, const float* bias,
                                    const float2* twiddle, float2* k_slots, int H, int N, cudaStream_t stream) {
-  const int M = N / 2;
-  if (M < 128 || M > kStockhamMaxM) return cudaErrorInvalidValue;
-  const int per_channel = M / 4, channels = std::max(1, 128 / per_channel);
-  const int smem = channels * 2 * M * static_cast<int>(sizeof(float2));  // <= 32 KB (64 KB at N = 8192)
-  if (smem > 48 * 1024) {
-    const cudaError_t err = cudaFuncSetAttribute(filter_to_slots_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
-    if (err != cudaSuccess) return err;
-  }
-  filter_to_slots_kernel<<<(H + channels - 1) / channels, channels * per_channel, smem, stream>>>(
-      k, Lk, k_rev, Lr, bias, twiddle, k_slots, H, N);
-  return cudaGetLastError();
+  return launch_per_channel_fft(filter_to_slots_kernel, N, H, N /* 2 M */, stream, k, Lk, k_rev, Lr, bias, twiddle,
+                                k_slots, H, N);
 }
 
 }  // namespace longconv::fftconv

@@ -381,7 +381,7 @@ struct Block {
         const int c = it & ((1 << log_lchunks) - 1), part = (it >> log_lchunks) & 1, pair = it >> (log_lchunks + 1);
         if (8 * c >= p.L) continue;
         const T* src = plane(pair, part) + swz(8 * c);
-        if (plain && 8 * c + 8 <= p.L) {  // no gates: the 16-bit values go out as they are
+        if (plain) {  // no gates: the 16-bit values go out as they are (vec_ok: L % 8 == 0)
           const int64_t off = row_offset(pair0 + pair, part);
           if (off >= 0)
             *reinterpret_cast<uint4*>(static_cast<T*>(st.out0) + off + 8 * c) =
@@ -539,7 +539,8 @@ struct Block {
   }
 
   // The forward FFT of pair 0 after its first stage: emit(q, zs) per core tile, zs the 8 spectrum
-  // values of this lane (slots q .. q + 7) times scale, plus bias on the real parts.
+  // values of this lane (slot s at q + 64 (s / 2) + s % 2, q = lane_slots(tile, lane)) times scale,
+  // plus bias on the real parts.
   template <class Emit>
   __device__ void forward_spectrum(float scale, float bias, const Emit& emit) const {
     if (stage1) {
@@ -561,6 +562,12 @@ struct Block {
       v[2 * i] = make_float2(f.x, f.y);
       v[2 * i + 1] = make_float2(f.z, f.w);
     }
+  }
+  __device__ __forceinline__ static void store8(uint32_t* dst, const float2 (&v)[8]) {  // as bf16 (re, im) pairs
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      *reinterpret_cast<uint2*>(dst + kSlotPairStride * i) = make_uint2(pack2<__nv_bfloat16>(v[2 * i].x, v[2 * i].y),
+                                                                      pack2<__nv_bfloat16>(v[2 * i + 1].x, v[2 * i + 1].y));
   }
   __device__ __forceinline__ static void store8(float2* dst, const float2 (&v)[8]) {
 #pragma unroll

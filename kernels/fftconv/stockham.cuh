@@ -6,6 +6,8 @@
 // `twiddle` holds W_N^j = exp(-2 pi i j / N) for j < N/2, N = 2M.
 #pragma once
 
+#include <algorithm>
+
 #include "../common/device.cuh"
 #include "fftconv.h"
 
@@ -62,6 +64,23 @@ __device__ float2* stockham_fft(float2* z, float2* buf, int M, int t, int T, boo
     __syncthreads();
   }
   return z;
+}
+
+// Launches `kernel(args...)` with one M = N/2-point transform per channel: M/4 threads each,
+// several channels per block when M is small (thread t of channel threadIdx.x / (M/4) of block
+// blockIdx.x), `values` float2 of shared memory per channel.
+template <class Kernel, class... Args>
+cudaError_t launch_per_channel_fft(Kernel kernel, int N, int H, int values, cudaStream_t stream, Args... args) {
+  const int M = N / 2;
+  if (M < 128 || M > kStockhamMaxM) return cudaErrorInvalidValue;
+  const int per_channel = M / 4, channels = std::max(1, 128 / per_channel);
+  const int smem = channels * values * static_cast<int>(sizeof(float2));  // <= ~64 KB (N = 8192)
+  if (smem > 48 * 1024) {
+    const cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem);
+    if (err != cudaSuccess) return err;
+  }
+  kernel<<<(H + channels - 1) / channels, channels * per_channel, smem, stream>>>(args...);
+  return cudaGetLastError();
 }
 
 }  // namespace longconv::fftconv

@@ -513,7 +513,7 @@ def _plain_taps_inference(u: object, k: object, fft_size: int | None) -> Tensor 
     if mod is None:
         return None
     dispatch.record("fftconv", "cuda")
-    return kernels_api.taps_fwd_cuda(mod, u, k, None, None, None, None, N)[0]
+    return _taps_fftconv_cuda(mod, u, None, None, N, k, None, None)[0]
 
 
 def _taps_fftconv_cuda(mod, u, pre_gate, post_gate, fft_size, k, k_rev, bias) -> tuple[Tensor, Tensor]:
