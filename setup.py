@@ -1,6 +1,6 @@
 """Install longconv_models.
 
-The CUDA kernels in ``kernels/`` ship as package data (``longconv_models.kernels``) and are
+The CUDA kernels in ``longconv_models/kernels/`` ship as package data and are
 compiled on first use on a CUDA machine, or ahead of time with
 ``python -m longconv_models.build``. Installing never needs nvcc.
 """
@@ -20,9 +20,7 @@ setup(
     long_description=(ROOT / "README.md").read_text(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["longconv_models", "longconv_models.*"])
-    + ["longconv_models.kernels"],
-    package_dir={"longconv_models.kernels": "kernels"},
+    packages=find_packages(include=["longconv_models", "longconv_models.*"]),
     package_data={"longconv_models.kernels": ["*.cu", "*.cuh", "*.h", "*.cpp", "**/*.cu", "**/*.cuh", "**/*.h"],
                   "longconv_models": ["checkpoints/**/*"]},
     include_package_data=True,

@@ -1,6 +1,6 @@
 """longconv_models: fast long-convolution sequence models.
 
-Layers: kernels (``kernels/``, CUDA) -> :mod:`longconv_models.ops` (functional ops, autograd,
+Layers: kernels (``longconv_models/kernels/``, CUDA) -> :mod:`longconv_models.ops` (functional ops, autograd,
 reference path, dispatch) -> :mod:`longconv_models.layers` -> :mod:`longconv_models.models`
 (Hugging Face Hyena, HyenaDNA, M2-BERT, registered with the Auto classes on import).
 """

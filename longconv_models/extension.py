@@ -1,6 +1,6 @@
 """Build and load the CUDA kernels.
 
-The kernels live in ``kernels/`` (installed as the package ``longconv_models.kernels``) and are
+The kernels live in ``longconv_models/kernels/`` (package data of ``longconv_models.kernels``) and are
 compiled with ``torch.utils.cpp_extension`` + ninja:
 
 * just in time, the first time a CUDA tensor reaches an op (one line on stderr says so; the
@@ -18,7 +18,6 @@ Environment:
 
 from __future__ import annotations
 
-import importlib.resources
 import logging
 import os
 import sys
@@ -46,11 +45,9 @@ _tried = False
 
 
 def kernel_source_dir() -> Path:
-    """Installed: the package ``longconv_models.kernels``; source checkout: ``<repo>/kernels``."""
-    try:
-        return Path(str(importlib.resources.files("longconv_models.kernels")))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / "kernels"
+    """The CUDA sources: the subpackage ``longconv_models.kernels`` (a folder in the source
+    checkout and in an installed wheel alike)."""
+    return Path(__file__).resolve().parent / "kernels"
 
 
 def _arch_tag(arch: str) -> str:

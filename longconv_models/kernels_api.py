@@ -1,6 +1,6 @@
 """Host side of the fused FFT-conv kernel: the layouts it expects and the calls into it.
 
-The kernel keeps the spectrum in its own order (see ``kernels/README.md``): the 8 slots ``s`` a
+The kernel keeps the spectrum in its own order (see ``kernels/README.md`` in this package): the 8 slots ``s`` a
 lane holds for a core tile sit at ``q = tile*256 + LANE_SLOT[lane, s]`` (pairs of slots 64 apart,
 so that a warp's loads are contiguous), and slot ``q`` of a channel holds frequency
 :func:`slot_frequencies` ``[q]``.

@@ -1,6 +1,6 @@
 """A numpy model of the fused FFT-conv kernel's dataflow, register fragment by register fragment.
 
-It mirrors ``kernels/fftconv/fftconv_kernel.cuh`` (same stages, same fragment conversions, same
+It mirrors ``longconv_models/kernels/fftconv/fftconv_kernel.cuh`` (same stages, same fragment conversions, same
 twiddle and filter-slot positions, same swizzle) so that the index math can be checked on a CPU
 against a plain FFT convolution. Values stay in float64 unless ``round_fn`` is given (e.g. bf16
 rounding of what the kernel stores in 16 bits).
