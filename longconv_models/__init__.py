@@ -9,6 +9,7 @@ from . import checkpoints, models  # models: registers the Auto classes
 from .ops import (
     FFTConv,
     FilterSpectrum,
+    count_backends,
     fftconv,
     frequency_sparse,
     last_backend,
@@ -22,6 +23,7 @@ __all__ = [
     "FFTConv",
     "FilterSpectrum",
     "__version__",
+    "count_backends",
     "fftconv",
     "frequency_sparse",
     "last_backend",

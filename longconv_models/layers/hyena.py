@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ..ops import fftconv
 from .hyena_filter import HyenaFilter
-from .projections import projected_groups
+from .projections import linear_from_channels_first, projected_groups
 
 
 class HyenaOperator(nn.Module):
@@ -60,4 +60,4 @@ class HyenaOperator(nn.Module):
         L = x.shape[1]
         x0, x1, v = projected_groups(x, self.in_proj, self.short_filter, 3)  # each (B, d, L)
         y = fftconv(v, **self.filter_fn.conv_args(L), pre_gate=x1, post_gate=x0)  # (B, d, L)
-        return self.out_proj(self.dropout(y.transpose(1, 2)))  # a GEMM on the transposed view, no copy
+        return linear_from_channels_first(self.dropout(y), self.out_proj)  # (B, L, d), y read in place

@@ -23,14 +23,17 @@ class PositionalEmbedding(nn.Module):
 
     def __init__(self, emb_dim: int, max_len: int, trainable: bool = False):
         super().__init__()
-        t = torch.linspace(0, 1, max_len)[None, :, None]
+        # computed in float64 and stored in fp32 whatever the default dtype (``from_pretrained(dtype=
+        # torch.float16)`` builds the model under it; complex half precision has no exp on the CPU)
+        f64 = torch.float64
+        t = torch.linspace(0, 1, max_len, dtype=f64)[None, :, None]
         bands = (emb_dim - 1) // 2
-        w = 2 * math.pi * torch.linspace(0, max_len - 1, max_len)[None, :, None] / max_len
-        f = torch.linspace(1e-4, bands - 1, bands)[None, None]
-        z = torch.exp(-1j * f * w)
-        z = torch.cat([t, z.real, z.imag], dim=-1)
-        if trainable:
-            self.z = nn.Parameter(z)
+        w = 2 * math.pi * torch.linspace(0, max_len - 1, max_len, dtype=f64)[None, :, None] / max_len
+        f = torch.linspace(1e-4, bands - 1, bands, dtype=f64)[None, None]
+        z = torch.cat([t, torch.cos(f * w), -torch.sin(f * w)], dim=-1).float()  # [t, Re, Im] of exp(-i f w)
+        t = t.float()
+        if trainable:  # a parameter takes the model's dtype (the default dtype while it is built)
+            self.z = nn.Parameter(z.to(torch.get_default_dtype()))
         else:
             self.register_buffer("z", z)
         self.register_buffer("t", t)
@@ -63,7 +66,7 @@ class ExponentialModulation(nn.Module):
         self.modulate, self.shift = modulate, shift
         max_decay = math.log(target) / fast_decay_pct
         min_decay = math.log(target) / slow_decay_pct
-        self.register_buffer("deltas", torch.linspace(min_decay, max_decay, d_model)[None, None])
+        self.register_buffer("deltas", torch.linspace(min_decay, max_decay, d_model, dtype=torch.float32)[None, None])
 
     def forward(self, t: Tensor, x: Tensor, channels_first: bool = False) -> Tensor:
         """x (1, L, d), or (d, L) with ``channels_first``; t (1, L, 1) positions in [0, 1]."""
@@ -94,7 +97,8 @@ class ImplicitFilterMLP(nn.Module):
         """z (1, L, emb_dim) -> (1, L, d_out), or (d_out, L) contiguous with ``channels_first`` (the
         last GEMM writes the layout the convolution reads: no transpose copy of the filter)."""
         act = act or getattr(self, "1")
-        h = act(getattr(self, "0")(z))
+        first = getattr(self, "0")
+        h = act(first(z.to(first.weight.dtype)))  # z is an fp32 buffer in a bf16 / fp16 model too
         for i in range(self.num_inner):
             h = act(getattr(self, str(2 + 2 * i))(h))
         last = getattr(self, str(2 + 2 * self.num_inner))

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ..ops import fftconv
 from .hyena_filter import HyenaFilter
-from .projections import projected_groups
+from .projections import _cast, _compute_dtype, linear_from_channels_first, projected_groups
 
 
 class BlockdiagLinear(nn.Module):
@@ -30,9 +30,39 @@ class BlockdiagLinear(nn.Module):
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
 
     def forward(self, x: Tensor) -> Tensor:
-        xb = x.reshape(*x.shape[:-1], self.nblocks, self.in_features // self.nblocks)
-        y = torch.einsum("...bi,boi->...bo", xb, self.weight).reshape(*x.shape[:-1], self.out_features)
-        return y if self.bias is None else y + self.bias
+        dtype = _compute_dtype(x, self.weight)
+        x, weight, bias = _cast(dtype, x, self.weight, self.bias)
+        with torch.autocast(x.device.type, enabled=False):
+            y = _BlockdiagMatmul.apply(x.reshape(-1, self.nblocks, self.in_features // self.nblocks), weight)
+        y = y.view(*x.shape[:-1], self.out_features)
+        return y if bias is None else y + bias
+
+
+class _BlockdiagMatmul(torch.autograd.Function):
+    """x (T, nb, i) -> y (T, nb, o), y[:, b] = x[:, b] @ W_b^T: one batched GEMM over the blocks
+    reading and writing the token-major tensors in place (the block is the GEMM batch, at a batch
+    stride of i / o elements), forward and backward; an einsum would transpose x, y and both
+    gradients to block-major copies."""
+
+    @staticmethod
+    def forward(ctx, x, weight):
+        y = x.new_empty(x.shape[0], weight.shape[0], weight.shape[1])
+        torch.bmm(x.transpose(0, 1), weight.transpose(1, 2), out=y.transpose(0, 1))
+        ctx.save_for_backward(x, weight)
+        return y
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, dy):
+        x, weight = ctx.saved_tensors
+        dy = dy.contiguous()
+        dx = dw = None
+        if ctx.needs_input_grad[0]:
+            dx = torch.empty_like(x)
+            torch.bmm(dy.transpose(0, 1), weight, out=dx.transpose(0, 1))
+        if ctx.needs_input_grad[1]:
+            dw = torch.bmm(dy.transpose(0, 1).transpose(1, 2), x.transpose(0, 1))
+        return dx, dw
 
 
 class MonarchMixerSequenceMixing(nn.Module):
@@ -83,5 +113,5 @@ class MonarchMixerSequenceMixing(nn.Module):
         x1, x2, v = projected_groups(u, self.in_linear, self.short_filter, 3)  # each (B, H, L)
         y = fftconv(v, **self.filter_fn.conv_args(L), pre_gate=x1, post_gate=x2)
         if self.filter_fn2 is not None:
-            y = y + fftconv(u.transpose(1, 2).contiguous(), **self.filter_fn2.conv_args(L))
-        return self.out_linear(self.dropout(y.transpose(1, 2)))
+            y = y + fftconv(u.transpose(1, 2), **self.filter_fn2.conv_args(L))  # one copy, with autocast's cast
+        return linear_from_channels_first(self.dropout(y), self.out_linear)

@@ -1,11 +1,15 @@
-"""Input projection + short convolution of the gated long-conv operators (Hyena, Monarch Mixer),
-producing the channel groups in the layout the convolution kernels read.
+"""The linear layers around the gated long convolutions (Hyena, Monarch Mixer), in the layouts
+the models and the kernels use, without layout copies in the forward or the backward pass.
 
-``nn.Linear`` on (B, L, d) activations gives (B, L, 3d); the kernels want (B, d, L) rows, so the
-straightforward version transposes (a full copy) and the three groups, slices of one (B, 3d, L)
-tensor, are copied again to be contiguous. Here each group's GEMM writes its (B, d, L) output
-directly (W_g @ x^T, the transposed operand read in place by the batched GEMM), so no layout copy
-is made. Same parameters, same result up to fp rounding.
+The model's activations are (B, L, d) rows; the convolution kernels read (B, d, L) rows. The
+input projection writes each channel group (B, d_g, L) directly (W_g @ x^T, the transposed operand
+read in place by a batched GEMM) and the output projection reads the kernel's (B, d, L) output
+in place (y^T @ W^T). Autograd through the plain torch expressions would hand the gradients back
+transposed (strided copies and strided adds, about a fifth of a HyenaDNA train step), so both are
+autograd functions whose backward GEMMs write every gradient in its tensor's own layout.
+
+Under ``torch.autocast`` they compute like ``nn.Linear``: inputs, weights and bias in the autocast
+dtype, the output in that dtype.
 """
 
 from __future__ import annotations
@@ -16,13 +20,91 @@ from torch import Tensor, nn
 from ..ops import short_conv
 
 
-def project_channels_first(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """``linear(x).transpose(1, 2)`` for x (B, L, d_in), as a contiguous (B, d_out, L) tensor.
+def _compute_dtype(x: Tensor, weight: Tensor) -> torch.dtype:
+    """The dtype nn.Linear would compute in: the autocast dtype if autocast is on (fp64 aside)."""
+    if torch.is_autocast_enabled(x.device.type) and x.dtype != torch.float64:
+        return torch.get_autocast_dtype(x.device.type)
+    return weight.dtype
 
-    An explicit bmm with the weight broadcast over the batch (stride 0): ``torch.matmul`` may fold
-    a 2-D @ 3-D product into x @ W^T and return its transpose, which is not contiguous."""
-    y = torch.bmm(weight.expand(x.shape[0], -1, -1), x.transpose(1, 2))
-    return y if bias is None else y + bias[:, None]
+
+def _cast(dtype: torch.dtype, *tensors: Tensor | None) -> tuple:
+    return tuple(t if t is None or t.dtype == dtype else t.to(dtype) for t in tensors)
+
+
+class _ChannelsFirstGroups(torch.autograd.Function):
+    """x (B, L, d_in) -> ``groups`` contiguous (B, d_out / groups, L) tensors, W_g x^T + b_g."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, groups):
+        xt = x.transpose(1, 2)
+        outs = []
+        for w, b in zip(weight.chunk(groups), (None,) * groups if bias is None else bias.chunk(groups)):
+            w = w.expand(x.shape[0], -1, -1)  # stride 0 over the batch
+            outs.append(torch.bmm(w, xt) if b is None else torch.baddbmm(b[:, None], w, xt))
+        ctx.save_for_backward(x, weight)
+        ctx.groups, ctx.has_bias = groups, bias is not None
+        return tuple(outs)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        x, weight = ctx.saved_tensors
+        B = x.shape[0]
+        dx = dw = db = None
+        parts = [(g.contiguous(), w) for g, w in zip(grads, weight.chunk(ctx.groups)) if g is not None]
+        if ctx.needs_input_grad[0]:
+            # dx (B, L, d_in) = sum_g grad_g^T W_g: one GEMM per group accumulating into dx's layout
+            for g, w in parts:
+                term = (g.transpose(1, 2), w.expand(B, -1, -1))
+                dx = torch.bmm(*term) if dx is None else dx.baddbmm_(*term)
+        if ctx.needs_input_grad[1]:
+            dw = torch.cat([torch.bmm(g, x).sum(0) if g is not None else torch.zeros_like(w)
+                            for g, w in zip(grads, weight.chunk(ctx.groups))])
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            db = torch.cat([g.sum((0, 2)) if g is not None else weight.new_zeros(weight.shape[0] // ctx.groups)
+                            for g in grads])
+        return dx, dw, db, None
+
+
+class _LinearFromChannelsFirst(torch.autograd.Function):
+    """y (B, d, L) -> (B, L, d_out) = y^T W^T + b; the gradient of y comes back (B, d, L)."""
+
+    @staticmethod
+    def forward(ctx, y, weight, bias):
+        wt = weight.t().expand(y.shape[0], -1, -1)
+        out = torch.bmm(y.transpose(1, 2), wt) if bias is None else torch.baddbmm(bias, y.transpose(1, 2), wt)
+        ctx.save_for_backward(y, weight)
+        ctx.has_bias = bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        y, weight = ctx.saved_tensors
+        g = g.contiguous()
+        dy = dw = db = None
+        if ctx.needs_input_grad[0]:
+            dy = torch.bmm(weight.t().expand(y.shape[0], -1, -1), g.transpose(1, 2))  # (B, d, L)
+        if ctx.needs_input_grad[1]:
+            dw = torch.bmm(g.transpose(1, 2), y.transpose(1, 2)).sum(0)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            db = g.sum((0, 1))
+        return dy, dw, db
+
+
+def project_channels_first(x: Tensor, linear: nn.Linear, groups: int = 1) -> tuple[Tensor, ...]:
+    """``linear(x).transpose(1, 2)`` for x (B, L, d_in), split into ``groups`` channel groups, each
+    a contiguous (B, d_out / groups, L) tensor."""
+    dtype = _compute_dtype(x, linear.weight)
+    x, weight, bias = _cast(dtype, x, linear.weight, linear.bias)
+    with torch.autocast(x.device.type, enabled=False):
+        return _ChannelsFirstGroups.apply(x, weight, bias, groups)
+
+
+def linear_from_channels_first(y: Tensor, linear: nn.Linear) -> Tensor:
+    """``linear(y.transpose(1, 2))`` for y (B, d, L): a (B, L, d_out) tensor, y read in place."""
+    dtype = _compute_dtype(y, linear.weight)
+    y, weight, bias = _cast(dtype, y, linear.weight, linear.bias)
+    with torch.autocast(y.device.type, enabled=False):
+        return _LinearFromChannelsFirst.apply(y, weight, bias)
 
 
 def projected_groups(x: Tensor, linear: nn.Linear, short_filter: nn.Conv1d, groups: int) -> list[Tensor]:
@@ -30,9 +112,8 @@ def projected_groups(x: Tensor, linear: nn.Linear, short_filter: nn.Conv1d, grou
     contiguous (B, d_out / groups, L) tensor."""
     d = linear.out_features // groups
     out = []
-    for g in range(groups):
+    for g, p in enumerate(project_channels_first(x, linear, groups)):
         rows = slice(g * d, (g + 1) * d)
-        p = project_channels_first(x, linear.weight[rows], None if linear.bias is None else linear.bias[rows])
         bias = None if short_filter.bias is None else short_filter.bias[rows]
         out.append(short_conv(p, short_filter.weight[rows], bias, padding="causal"))
     return out

@@ -9,6 +9,7 @@ call, which at short lengths is as long as the kernel."""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 
@@ -19,6 +20,7 @@ from .. import extension
 logger = logging.getLogger("longconv_models")
 
 _last: dict[str, tuple[str, str]] = {}
+_counters: list[collections.Counter] = []  # the open count_backends() contexts
 _warned: set[str] = set()
 _kernels_enabled = True
 _direct_calls = True
@@ -56,24 +58,62 @@ def _transforms_or_modes_active() -> bool:
     )
 
 
-def direct_module(*tensors: torch.Tensor | None):
-    """The extension if an op may call its CUDA implementation directly, else ``None``: eager
-    mode (not tracing or compiling), no functorch transform or torch function / dispatch mode
-    active, every tensor a plain CUDA tensor (no subclass such as FakeTensor or DTensor), the
-    kernels built. The caller has checked that the kernel takes the case, and records the choice."""
+def kernels_enabled() -> bool:
+    """False inside :func:`reference_path`."""
+    return _kernels_enabled
+
+
+def eager_cuda_call(*tensors: torch.Tensor | None) -> bool:
+    """Whether an op may call a CUDA implementation directly: eager mode (not tracing or
+    compiling), no functorch transform or torch function / dispatch mode active, every tensor a
+    plain CUDA tensor (no subclass such as FakeTensor or DTensor), kernels not disabled."""
     if not (_direct_calls and _kernels_enabled) or torch.compiler.is_compiling() or torch._C._is_tracing():
-        return None
+        return False
     if _transforms_or_modes_active():
-        return None
+        return False
     for t in tensors:
         if t is not None and (type(t) not in _PLAIN_TENSOR_TYPES or not t.is_cuda):
-            return None
-    return extension.load_extension()
+            return False
+    return True
+
+
+def direct_module(*tensors: torch.Tensor | None):
+    """The extension if an op may call its CUDA implementation directly (:func:`eager_cuda_call`)
+    and the kernels are built, else ``None``. The caller has checked that the kernel takes the
+    case, and records the choice."""
+    return extension.load_extension() if eager_cuda_call(*tensors) else None
 
 
 def direct_call_ok(*tensors: torch.Tensor | None) -> bool:
     """Whether eager calls with these tensors take the direct route (see :func:`direct_module`)."""
     return direct_module(*tensors) is not None
+
+
+_AUTOCAST_ELIGIBLE = (torch.float32, torch.bfloat16, torch.float16)
+
+
+def autocast_dtype(t: torch.Tensor) -> torch.dtype | None:
+    """The activation dtype of the ops under ``torch.autocast`` on ``t``'s device, else ``None``.
+
+    The ops follow autocast's rule for a matmul: activations (the input and the gates) run in the
+    autocast dtype, whatever dtype they arrive in (fp64 excepted, as autocast leaves it); filters
+    and their spectra stay fp32; the output has the autocast dtype. So an fp32 model under
+    ``autocast(dtype=torch.bfloat16)`` (``Trainer(bf16=True)``, accelerate) runs the kernels."""
+    device_type = t.device.type
+    if not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
+
+
+def autocast_activations(dtype: torch.dtype | None, *tensors: torch.Tensor | None) -> tuple:
+    """``tensors`` cast to ``dtype`` where autocast would cast them (see :func:`autocast_dtype`);
+    a cast tensor comes out contiguous (one copy does both, the ops want contiguous rows)."""
+    if dtype is None:
+        return tensors
+    return tuple(
+        t.to(dtype, memory_format=torch.contiguous_format) if t is not None and t.dtype in _AUTOCAST_ELIGIBLE else t
+        for t in tensors
+    )
 
 
 def needs_grad(*tensors: torch.Tensor | None) -> bool:
@@ -87,10 +127,33 @@ def needs_grad(*tensors: torch.Tensor | None) -> bool:
 
 
 def record(op: str, backend: str, reason: str = "") -> None:
-    """Remember (and log) which backend ran ``op``."""
+    """Remember (and log) which backend ran ``op``; count the call in every open
+    :func:`count_backends` context."""
     if _last.get(op) != (backend, reason):
         logger.debug("%s: %s%s", op, backend, f" ({reason})" if reason else "")
     _last[op] = (backend, reason)
+    for counter in _counters:
+        counter[(op, backend, reason)] += 1
+
+
+@contextlib.contextmanager
+def count_backends():
+    """Count every op call made inside the context by ``(op, backend, reason)``::
+
+        with lcm.count_backends() as calls:
+            model(ids, labels=ids).loss.backward()
+        assert {backend for (op, backend, why) in calls} == {"cuda"}, calls
+
+    ``op`` is ``fftconv`` / ``short_conv`` for forward calls and ``fftconv_bwd`` /
+    ``short_conv_bwd`` for backward ones (a backward that runs as one C++ autograd node is
+    counted when its forward records it). Under ``torch.compile`` the custom ops' implementations
+    record at run time, so each run of the compiled graph counts; CUDA-graph replays do not."""
+    counter: collections.Counter = collections.Counter()
+    _counters.append(counter)
+    try:
+        yield counter
+    finally:
+        _counters.remove(counter)
 
 
 def last_backend(op: str = "fftconv") -> tuple[str, str] | None:

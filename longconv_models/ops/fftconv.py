@@ -229,7 +229,9 @@ def fftconv(
     """Long convolution of ``u`` with per-channel filters, via FFT.
 
     Args:
-        u: (B, H, L) input, fp32 / fp64 / bf16 / fp16. Non-contiguous inputs are copied.
+        u: (B, H, L) input, fp32 / fp64 / bf16 / fp16 (the kernels take bf16 / fp16). A
+            non-contiguous u (e.g. a transposed (B, L, H) activation) is copied once, together
+            with the autocast cast.
         k: (H, Lk) causal filter (any float dtype, used in fp32; fp64 with fp64 input), or a
             :class:`FilterSpectrum` from :func:`prepare_filter`. Eager CUDA calls in bf16 up to
             16K, and inference calls from 32K (bf16) / 64K on, transform a time-domain filter on
@@ -243,8 +245,17 @@ def fftconv(
         circular: circular convolution of period N (default N = L).
 
     Returns:
-        (B, H, L) tensor in u's dtype. Gradients flow to u, k, k_rev, bias and the gates.
+        (B, H, L) tensor in u's dtype (under ``torch.autocast``: the autocast dtype, see
+        below). Gradients flow to u, k, k_rev, bias and the gates.
+
+    Under ``torch.autocast`` the op behaves like a matmul: u and the gates are cast to the
+    autocast dtype (bf16 / fp16; fp64 stays fp64), the filter stays fp32, so an fp32 model under
+    bf16 or fp16 autocast runs the CUDA kernels, forward and backward.
     """
+    if isinstance(u, Tensor):
+        amp = dispatch.autocast_dtype(u)
+        if amp is not None:
+            u, pre_gate, post_gate = dispatch.autocast_activations(amp, u, pre_gate, post_gate)
     if k_rev is None and bias is None and pre_gate is None and post_gate is None and not circular:
         y = _plain_taps_inference(u, k, fft_size)
         if y is not None:
@@ -413,6 +424,7 @@ def _(u, k_f, pre_gate, post_gate, fft_size):
 def _fftconv_bwd_op(
     dy: Tensor, u: Tensor, k_f: Tensor, pre_gate: Tensor | None, post_gate: Tensor | None, fft_size: int
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    dispatch.record("fftconv_bwd", "reference", f"device {u.device.type}")
     du, dk_f, dpre, dpost = fftconv_bwd_ref(dy, u, k_f, pre_gate, post_gate, fft_size)
     return du, dk_f.to(k_f.dtype), _or_empty(dpre, u), _or_empty(dpost, u)
 

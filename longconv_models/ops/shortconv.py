@@ -49,8 +49,13 @@ def short_conv(
         bias: (H,) or None.
         padding: "causal" (default), "same", or the number of left-padding zeros.
     Returns:
-        Tensor of x's shape and dtype.
+        Tensor of x's shape and dtype (under ``torch.autocast``: the autocast dtype; x is cast
+        to it like a matmul's input, the weights stay fp32).
     """
+    if isinstance(x, Tensor):
+        amp = dispatch.autocast_dtype(x)
+        if amp is not None:
+            (x,) = dispatch.autocast_activations(amp, x)
     check_tensor("x", x, 3, FLOAT_DTYPES)
     H = x.shape[2] if channels_last else x.shape[1]
     if isinstance(weight, Tensor) and weight.dim() == 3:
@@ -147,6 +152,7 @@ def _(x, weight, bias, pad_left, channels_last):
 def _short_conv_bwd_op(
     dy: Tensor, x: Tensor, weight: Tensor, bias: Tensor | None, pad_left: int, channels_last: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
+    dispatch.record("short_conv_bwd", "reference", f"device {x.device.type}")
     dx, dw, db = short_conv_bwd_ref(dy, x, weight, bias, pad_left, channels_last)
     return dx, dw.to(weight.dtype), weight.new_empty(0) if db is None else db.to(weight.dtype)
 

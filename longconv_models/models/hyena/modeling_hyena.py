@@ -14,9 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput, SequenceClassifierOutput
 
 from ...layers import HyenaOperator
+from ...ops.add_layer_norm import add_layer_norm
 from .._common import FrequencySparseMixin, sequence_classification_loss
 from ...layers.hyena_filter import init_filter_module
 from .configuration_hyena import HyenaConfig
@@ -32,7 +34,7 @@ class HyenaMLP(nn.Module):
         return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
 
 
-class HyenaBlock(nn.Module):
+class HyenaBlock(GradientCheckpointingLayer):
     def __init__(self, config: HyenaConfig):
         super().__init__()
         self.norm1 = nn.LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
@@ -56,9 +58,14 @@ class HyenaBlock(nn.Module):
         self.mlp = HyenaMLP(config.d_model, config.d_inner)
         self.dropout = nn.Dropout(config.resid_dropout)
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        hidden_states = hidden_states + self.dropout(self.mixer(self.norm1(hidden_states)))
-        return hidden_states + self.dropout(self.mlp(self.norm2(hidden_states)))
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor | None = None):
+        """(the previous sublayer's output, the residual stream before it) -> the same after this
+        block: the residual adds are fused into the norms (``add_layer_norm``), and the residual
+        stream keeps the dtype of the sum (fp32 for fp32 weights under autocast)."""
+        normed, residual = add_layer_norm(hidden_states, residual, self.norm1)
+        hidden_states = self.dropout(self.mixer(normed))
+        normed, residual = add_layer_norm(hidden_states, residual, self.norm2)
+        return self.dropout(self.mlp(normed)), residual
 
 
 class HyenaEmbeddings(nn.Module):
@@ -77,20 +84,16 @@ class HyenaBackbone(nn.Module):
         self.dropout = nn.Dropout(config.embed_dropout)
         self.layers = nn.ModuleList([HyenaBlock(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
-        self.gradient_checkpointing = False
 
     def forward(self, input_ids=None, inputs_embeds=None, output_hidden_states=False):
         hidden = self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds
-        hidden = self.dropout(hidden)
+        hidden, residual = self.dropout(hidden), None
         all_hidden = [] if output_hidden_states else None
         for layer in self.layers:
-            if output_hidden_states:
-                all_hidden.append(hidden)
-            if self.gradient_checkpointing and self.training:
-                hidden = torch.utils.checkpoint.checkpoint(layer, hidden, use_reentrant=False)
-            else:
-                hidden = layer(hidden)
-        hidden = self.ln_f(hidden)
+            if output_hidden_states:  # the residual stream entering the layer
+                all_hidden.append(hidden if residual is None else hidden + residual)
+            hidden, residual = layer(hidden, residual)  # GradientCheckpointingLayers
+        hidden, _ = add_layer_norm(hidden, residual, self.ln_f)
         if output_hidden_states:
             all_hidden.append(hidden)
         return hidden, all_hidden
@@ -126,11 +129,6 @@ class HyenaPreTrainedModel(FrequencySparseMixin, PreTrainedModel):
         for name, p in module.named_parameters(recurse=False):
             if name == "weight" and getattr(module, "_is_residual_proj", False):
                 nn.init.normal_(p, std=std / math.sqrt(2 * self.config.n_layer))
-
-    def _set_gradient_checkpointing(self, enable=True, gradient_checkpointing_func=None):
-        for m in self.modules():
-            if isinstance(m, HyenaBackbone):
-                m.gradient_checkpointing = enable
 
     def extend_context(self, max_length: int, filter_length: int | None = None) -> None:
         """Run on sequences up to ``max_length`` tokens, beyond the training length, with partial

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.activations import ACT2FN
 from transformers.modeling_outputs import (
     BaseModelOutputWithPooling,
@@ -26,6 +27,7 @@ from transformers.modeling_outputs import (
 )
 
 from ...layers import BlockdiagLinear, MonarchMixerSequenceMixing
+from ...ops.add_layer_norm import add_layer_norm
 from .._common import FrequencySparseMixin, sequence_classification_loss
 from ...layers.hyena_filter import init_filter_module
 from .configuration_m2_bert import M2BertConfig
@@ -75,12 +77,33 @@ class M2BertGLUMLP(nn.Module):
         self.layernorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
 
     def forward(self, r):
-        g = self.gated_layers(r)
-        a = F.gelu(g[..., : self.intermediate_size]) * g[..., self.intermediate_size:]
-        return self.layernorm(self.wo(self.dropout(a)) + r)
+        a = _GeluGate.apply(self.gated_layers(r))
+        return add_layer_norm(self.wo(self.dropout(a)), r, self.layernorm)[0]
 
 
-class M2BertLayer(nn.Module):
+class _GeluGate(torch.autograd.Function):
+    """g (..., 2I) -> gelu(g[..., :I]) * g[..., I:], with the gradient of g written as one tensor
+    (autograd of the two slices would zero-fill and add two full-size gradients)."""
+
+    @staticmethod
+    def forward(ctx, g):
+        gate, value = g.chunk(2, dim=-1)
+        ctx.save_for_backward(g)
+        return F.gelu(gate) * value
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, da):
+        (g,) = ctx.saved_tensors
+        gate, value = g.chunk(2, dim=-1)
+        dg = torch.empty_like(g)
+        d_gate, d_value = dg.chunk(2, dim=-1)
+        torch.mul(da, F.gelu(gate), out=d_value)
+        torch.ops.aten.gelu_backward.grad_input(da * value, gate, grad_input=d_gate)
+        return dg
+
+
+class M2BertLayer(GradientCheckpointingLayer):
     def __init__(self, config: M2BertConfig):
         super().__init__()
         self.attention = MonarchMixerSequenceMixing(
@@ -105,17 +128,13 @@ class M2BertEncoder(nn.Module):
     def __init__(self, config: M2BertConfig):
         super().__init__()
         self.layer = nn.ModuleList([M2BertLayer(config) for _ in range(config.num_hidden_layers)])
-        self.gradient_checkpointing = False
 
     def forward(self, hidden, output_hidden_states=False):
         all_hidden = [] if output_hidden_states else None
         for layer in self.layer:
             if output_hidden_states:
                 all_hidden.append(hidden)
-            if self.gradient_checkpointing and self.training:
-                hidden = torch.utils.checkpoint.checkpoint(layer, hidden, use_reentrant=False)
-            else:
-                hidden = layer(hidden)
+            hidden = layer(hidden)  # a GradientCheckpointingLayer: gradient_checkpointing_enable() applies
         if output_hidden_states:
             all_hidden.append(hidden)
         return hidden, all_hidden
@@ -159,11 +178,6 @@ class M2BertPreTrainedModel(FrequencySparseMixin, PreTrainedModel):
             module.position_ids.copy_(torch.arange(module.position_ids.shape[1])[None])
         else:
             init_filter_module(module, self.config.hyena_w)
-
-    def _set_gradient_checkpointing(self, enable=True, gradient_checkpointing_func=None):
-        for m in self.modules():
-            if isinstance(m, M2BertEncoder):
-                m.gradient_checkpointing = enable
 
 
 class M2BertModel(M2BertPreTrainedModel):
