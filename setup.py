@@ -34,5 +34,5 @@ setup(
         "tqdm",
         "numpy",
     ],
-    extras_require={"dev": ["pytest>=7", "accelerate", "matplotlib"]},
+    extras_require={"dev": ["pytest>=7", "accelerate", "matplotlib", "parameterized"]},
 )

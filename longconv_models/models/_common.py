@@ -1,6 +1,23 @@
-"""Pieces shared by the model families: the task heads' loss and the frequency-sparsity switch."""
+"""Pieces shared by the model families: input checks, the task heads' loss and the
+frequency-sparsity switch."""
 
+import torch
 import torch.nn.functional as F
+
+
+def check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
+    """A clear error for ids outside ``[0, vocab_size)`` (the rows that pad the embedding to a
+    multiple of 8 are not tokens) instead of an index error or a CUDA device assert. One
+    host sync on GPU; skipped while compiling."""
+    if input_ids.dtype not in (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8):
+        raise TypeError(f"input_ids must be an integer tensor, got {input_ids.dtype}")
+    if input_ids.numel() == 0 or torch.compiler.is_compiling():
+        return
+    lo, hi = torch.aminmax(input_ids)
+    lo, hi = int(lo), int(hi)
+    if lo < 0 or hi >= vocab_size:
+        bad = lo if lo < 0 else hi
+        raise ValueError(f"input_ids contains {bad}, outside the vocabulary [0, {vocab_size}) of this model")
 
 
 def sequence_classification_loss(logits, labels, num_labels: int):

@@ -69,7 +69,10 @@ def default_fft_size(seq_len: int, k_len: int, k_rev_len: int = 0, circular: boo
     that holds the linear convolution without wrap-around."""
     if circular:
         return seq_len
-    return max(MIN_FFT_SIZE, next_power_of_two(min_fft_size(seq_len, k_len, k_rev_len)))
+    need = min_fft_size(seq_len, k_len, k_rev_len)
+    if not isinstance(need, int):  # a symbolic length (torch.export with a dynamic L): exact size, no guard
+        return need
+    return max(MIN_FFT_SIZE, next_power_of_two(need))
 
 
 def min_fft_size(seq_len: int, k_len: int, k_rev_len: int = 0) -> int:

@@ -32,6 +32,8 @@ class HyenaConfig(PreTrainedConfig):
         layer_norm_epsilon (`float`, 1e-5), initializer_range (`float`, 0.02).
         pad_vocab_size_multiple (`int`, 8): pad the embedding rows to a multiple of this.
         tie_word_embeddings (`bool`, True): tie the LM head to the embedding.
+        pad_token_id (`int`, *optional*): padding token (sequence classification pools the last
+            token before the first pad).
     """
 
     model_type = "hyena"
@@ -63,6 +65,7 @@ class HyenaConfig(PreTrainedConfig):
         initializer_range: float = 0.02,
         pad_vocab_size_multiple: int = 8,
         tie_word_embeddings: bool = True,
+        pad_token_id: int | None = None,
         **kwargs,
     ):
         self.vocab_size = vocab_size
@@ -88,7 +91,8 @@ class HyenaConfig(PreTrainedConfig):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.initializer_range = initializer_range
         self.pad_vocab_size_multiple = pad_vocab_size_multiple
-        super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
+        self.pad_token_id = pad_token_id
+        super().__init__(tie_word_embeddings=tie_word_embeddings, pad_token_id=pad_token_id, **kwargs)
 
     @property
     def padded_vocab_size(self) -> int:

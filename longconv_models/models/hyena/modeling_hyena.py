@@ -15,11 +15,13 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.loss.loss_utils import ForCausalLMLoss
 from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput, SequenceClassifierOutput
+from transformers.utils.generic import can_return_tuple
 
 from ...layers import HyenaOperator
 from ...ops.add_layer_norm import add_layer_norm
-from .._common import FrequencySparseMixin, sequence_classification_loss
+from .._common import FrequencySparseMixin, check_input_ids, sequence_classification_loss
 from ...layers.hyena_filter import init_filter_module
 from .configuration_hyena import HyenaConfig
 
@@ -72,8 +74,10 @@ class HyenaEmbeddings(nn.Module):
     def __init__(self, config: HyenaConfig):
         super().__init__()
         self.word_embeddings = nn.Embedding(config.padded_vocab_size, config.d_model)
+        self.vocab_size = config.vocab_size
 
     def forward(self, input_ids):
+        check_input_ids(input_ids, self.vocab_size)
         return self.word_embeddings(input_ids)
 
 
@@ -130,6 +134,17 @@ class HyenaPreTrainedModel(FrequencySparseMixin, PreTrainedModel):
             if name == "weight" and getattr(module, "_is_residual_proj", False):
                 nn.init.normal_(p, std=std / math.sqrt(2 * self.config.n_layer))
 
+    def resize_token_embeddings(self, new_num_tokens=None, pad_to_multiple_of=None, mean_resizing=True):
+        """As in transformers; the config then describes the resized matrix exactly
+        (``vocab_size`` = its rows, no further padding), so the saved model reloads."""
+        emb = super().resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
+        self.config.vocab_size = emb.num_embeddings
+        self.config.pad_vocab_size_multiple = 1
+        for m in self.modules():
+            if isinstance(m, HyenaEmbeddings):
+                m.vocab_size = emb.num_embeddings
+        return emb
+
     def extend_context(self, max_length: int, filter_length: int | None = None) -> None:
         """Run on sequences up to ``max_length`` tokens, beyond the training length, with partial
         convolutions: every layer keeps the first ``filter_length`` taps of its filter (default:
@@ -157,12 +172,13 @@ class HyenaModel(HyenaPreTrainedModel):
     def set_input_embeddings(self, value):
         self.backbone.embeddings.word_embeddings = value
 
-    def forward(self, input_ids=None, inputs_embeds=None, output_hidden_states=None, return_dict=None, **kwargs):
+    @can_return_tuple
+    def forward(self, input_ids=None, inputs_embeds=None, output_hidden_states=None, **kwargs):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         hidden, all_hidden = self.backbone(input_ids, inputs_embeds, bool(output_hidden_states))
-        if return_dict is False:
-            return (hidden,) + ((tuple(all_hidden),) if all_hidden else ())
         return BaseModelOutput(last_hidden_state=hidden, hidden_states=tuple(all_hidden) if all_hidden else None)
 
 
@@ -193,16 +209,19 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
     def prepare_inputs_for_generation(self, input_ids, **kwargs):
         return {"input_ids": input_ids}
 
-    def forward(self, input_ids=None, labels=None, inputs_embeds=None, output_hidden_states=None, return_dict=None,
-                **kwargs):
-        out = self.hyena(input_ids=input_ids, inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states)
+    @can_return_tuple
+    def forward(self, input_ids=None, labels=None, inputs_embeds=None, output_hidden_states=None,
+                shift_labels=None, num_items_in_batch=None, **kwargs):
+        """``labels`` are the input ids (shifted inside; -100 is ignored) or ``shift_labels`` the
+        already shifted targets; ``num_items_in_batch`` (from ``Trainer`` under gradient
+        accumulation) normalises the summed loss."""
+        out = self.hyena(input_ids=input_ids, inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states,
+                         return_dict=True)
         logits = self.lm_head(out.last_hidden_state).float()
         loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
-                                   ignore_index=-100)
-        if return_dict is False:
-            return ((loss,) if loss is not None else ()) + (logits,)
+        if labels is not None or shift_labels is not None:
+            loss = ForCausalLMLoss(logits, labels, logits.shape[-1], num_items_in_batch=num_items_in_batch,
+                                   shift_labels=shift_labels)
         return CausalLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
 
 
@@ -219,9 +238,10 @@ class HyenaForSequenceClassification(HyenaPreTrainedModel):
     def get_input_embeddings(self):
         return self.hyena.get_input_embeddings()
 
-    def forward(self, input_ids=None, labels=None, inputs_embeds=None, output_hidden_states=None, return_dict=None,
-                **kwargs):
-        out = self.hyena(input_ids=input_ids, inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states)
+    @can_return_tuple
+    def forward(self, input_ids=None, labels=None, inputs_embeds=None, output_hidden_states=None, **kwargs):
+        out = self.hyena(input_ids=input_ids, inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states,
+                         return_dict=True)
         logits = self.score(out.last_hidden_state)
         B, L = logits.shape[:2]
         if input_ids is not None and self.config.pad_token_id is not None:
@@ -232,6 +252,4 @@ class HyenaForSequenceClassification(HyenaPreTrainedModel):
             last = torch.full((B,), L - 1, device=logits.device)
         pooled = logits[torch.arange(B, device=logits.device), last]
         loss = None if labels is None else sequence_classification_loss(pooled, labels, self.num_labels)
-        if return_dict is False:
-            return ((loss,) if loss is not None else ()) + (pooled,)
         return SequenceClassifierOutput(loss=loss, logits=pooled, hidden_states=out.hidden_states)

@@ -19,16 +19,18 @@ from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.activations import ACT2FN
+from transformers.loss.loss_utils import ForMaskedLMLoss
 from transformers.modeling_outputs import (
     BaseModelOutputWithPooling,
     MaskedLMOutput,
     ModelOutput,
     SequenceClassifierOutput,
 )
+from transformers.utils.generic import can_return_tuple
 
 from ...layers import BlockdiagLinear, MonarchMixerSequenceMixing
 from ...ops.add_layer_norm import add_layer_norm
-from .._common import FrequencySparseMixin, sequence_classification_loss
+from .._common import FrequencySparseMixin, check_input_ids, sequence_classification_loss
 from ...layers.hyena_filter import init_filter_module
 from .configuration_m2_bert import M2BertConfig
 
@@ -46,7 +48,11 @@ class M2BertEmbeddings(nn.Module):
         self.register_buffer("position_ids", torch.arange(config.max_position_embeddings)[None], persistent=True)
 
     def forward(self, input_ids=None, token_type_ids=None, inputs_embeds=None):
-        emb = self.word_embeddings(input_ids) if inputs_embeds is None else inputs_embeds
+        if inputs_embeds is None:
+            check_input_ids(input_ids, self.word_embeddings.num_embeddings)
+            emb = self.word_embeddings(input_ids)
+        else:
+            emb = inputs_embeds
         B, L = emb.shape[:2]
         if L > self.position_ids.shape[1] and self.use_positions:
             raise ValueError(f"sequence length {L} exceeds max_position_embeddings={self.position_ids.shape[1]}")
@@ -197,16 +203,17 @@ class M2BertModel(M2BertPreTrainedModel):
     def set_input_embeddings(self, value):
         self.embeddings.word_embeddings = value
 
+    @can_return_tuple
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None,
-                output_hidden_states=None, return_dict=None, **kwargs):
+                output_hidden_states=None, **kwargs):
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         hidden = self.embeddings(input_ids, token_type_ids, inputs_embeds)
         hidden, all_hidden = self.encoder(hidden, bool(output_hidden_states))
         pooled = self.pooler(hidden, attention_mask) if self.pooler is not None else None
         hs = tuple(all_hidden) if all_hidden else None
-        if return_dict is False:
-            return (hidden, pooled) + ((hs,) if hs else ())
         return BaseModelOutputWithPooling(last_hidden_state=hidden, pooler_output=pooled, hidden_states=hs)
 
 
@@ -243,13 +250,14 @@ class M2BertForMaskedLM(M2BertPreTrainedModel):
     def set_output_embeddings(self, new_embeddings):
         self.cls.predictions.decoder = new_embeddings
 
+    @can_return_tuple
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, inputs_embeds=None,
-                output_hidden_states=None, return_dict=None, **kwargs):
-        out = self.bert(input_ids, attention_mask, token_type_ids, inputs_embeds, output_hidden_states)
+                output_hidden_states=None, num_items_in_batch=None, **kwargs):
+        out = self.bert(input_ids, attention_mask, token_type_ids, inputs_embeds, output_hidden_states, return_dict=True)
         logits = self.cls.predictions(out.last_hidden_state).float()
-        loss = None if labels is None else F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
-        if return_dict is False:
-            return ((loss,) if loss is not None else ()) + (logits,)
+        loss = None
+        if labels is not None:  # -100 marks positions without a target
+            loss = ForMaskedLMLoss(logits, labels, logits.shape[-1], num_items_in_batch=num_items_in_batch)
         return MaskedLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
 
 
@@ -266,13 +274,12 @@ class M2BertForSequenceClassification(M2BertPreTrainedModel):
     def get_input_embeddings(self):
         return self.bert.get_input_embeddings()
 
+    @can_return_tuple
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, inputs_embeds=None,
-                output_hidden_states=None, return_dict=None, **kwargs):
-        out = self.bert(input_ids, attention_mask, token_type_ids, inputs_embeds, output_hidden_states)
+                output_hidden_states=None, **kwargs):
+        out = self.bert(input_ids, attention_mask, token_type_ids, inputs_embeds, output_hidden_states, return_dict=True)
         logits = self.classifier(self.dropout(out.pooler_output))
         loss = None if labels is None else sequence_classification_loss(logits, labels, self.num_labels)
-        if return_dict is False:
-            return ((loss,) if loss is not None else ()) + (logits,)
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
 
 
@@ -280,6 +287,7 @@ class M2BertForSequenceClassification(M2BertPreTrainedModel):
 class M2BertTextEncodingOutput(ModelOutput):
     sentence_embedding: torch.FloatTensor | None = None
     last_hidden_state: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
 
 
 class M2BertForTextEncoding(M2BertPreTrainedModel):
@@ -291,6 +299,9 @@ class M2BertForTextEncoding(M2BertPreTrainedModel):
         self.bert = M2BertModel(config)
         self.post_init()
 
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None, **kwargs):
-        out = self.bert(input_ids, attention_mask, token_type_ids, inputs_embeds)
-        return M2BertTextEncodingOutput(sentence_embedding=out.pooler_output, last_hidden_state=out.last_hidden_state)
+    @can_return_tuple
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None,
+                output_hidden_states=None, **kwargs):
+        out = self.bert(input_ids, attention_mask, token_type_ids, inputs_embeds, output_hidden_states, return_dict=True)
+        return M2BertTextEncodingOutput(sentence_embedding=out.pooler_output, last_hidden_state=out.last_hidden_state,
+                                        hidden_states=out.hidden_states)
