@@ -34,5 +34,5 @@ setup(
         "tqdm",
         "numpy",
     ],
-    extras_require={"dev": ["pytest>=7", "accelerate", "matplotlib", "parameterized"]},
+    extras_require={"dev": ["pytest>=7", "accelerate", "matplotlib", "parameterized", "omegaconf"]},
 )

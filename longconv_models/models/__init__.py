@@ -4,7 +4,9 @@
 |---|---|---|---|
 | ``hyena`` | HyenaConfig | HyenaModel | CausalLM, SequenceClassification |
 | ``hyenadna`` | HyenaDNAConfig | HyenaDNAModel | CausalLM, SequenceClassification (+ HyenaDNATokenizer) |
-| ``m2_bert`` | M2BertConfig | M2BertModel | MaskedLM, SequenceClassification |
+| ``m2_bert`` | M2BertConfig | M2BertModel | MaskedLM, SequenceClassification (or TextEncoding, by the config's architecture), TextEncoding |
+
+``bert``-typed configs with M2-BERT's fields load as M2-BERT (``m2_bert/bert_typed.py``).
 """
 
 from transformers import (
@@ -13,6 +15,7 @@ from transformers import (
     AutoModelForCausalLM,
     AutoModelForMaskedLM,
     AutoModelForSequenceClassification,
+    AutoModelForTextEncoding,
     AutoTokenizer,
 )
 
@@ -25,6 +28,7 @@ from .hyenadna import (
     HyenaDNAModel,
     HyenaDNATokenizer,
 )
+from .m2_bert.bert_typed import register as register_bert_typed_m2
 from .m2_bert import (
     M2BertConfig,
     M2BertForMaskedLM,
@@ -40,13 +44,18 @@ def _register():
                                    AutoModelForSequenceClassification: HyenaForSequenceClassification}),
         (HyenaDNAConfig, HyenaDNAModel, {AutoModelForCausalLM: HyenaDNAForCausalLM,
                                          AutoModelForSequenceClassification: HyenaDNAForSequenceClassification}),
+        # Sequence classification: the class is picked by config.architectures (the published
+        # retrieval configs resolve to M2BertForTextEncoding, see configuration_m2_bert.py).
         (M2BertConfig, M2BertModel, {AutoModelForMaskedLM: M2BertForMaskedLM,
-                                     AutoModelForSequenceClassification: M2BertForSequenceClassification}),
+                                     AutoModelForSequenceClassification: (M2BertForSequenceClassification,
+                                                                          M2BertForTextEncoding),
+                                     AutoModelForTextEncoding: M2BertForTextEncoding}),
     ):
         AutoConfig.register(cfg.model_type, cfg, exist_ok=True)
         AutoModel.register(cfg, base, exist_ok=True)
         for auto, cls in heads.items():
             auto.register(cfg, cls, exist_ok=True)
+    register_bert_typed_m2()
     AutoTokenizer.register(HyenaDNAConfig, slow_tokenizer_class=HyenaDNATokenizer, exist_ok=True)
     AutoTokenizer.register(HyenaConfig, slow_tokenizer_class=CharacterTokenizer, exist_ok=True)
 

@@ -89,4 +89,14 @@ class M2BertConfig(PreTrainedConfig):
         self.hyena_training_additions = hyena_training_additions
         self.pool_all = pool_all
         self.classifier_dropout = classifier_dropout
+        if _is_text_encoder(kwargs.get("architectures"), kwargs.get("auto_map")):
+            kwargs["architectures"] = ["M2BertForTextEncoding"]
         super().__init__(pad_token_id=pad_token_id, tie_word_embeddings=tie_word_embeddings, **kwargs)
+
+
+def _is_text_encoder(architectures, auto_map) -> bool:
+    """The published retrieval configs name ``BertForSequenceClassification`` but map
+    ``AutoModelForSequenceClassification`` to their ``BertForTextEncoding`` (``sentence_embedding``
+    output); Auto classes then pick :class:`M2BertForTextEncoding` by this architecture name."""
+    seq_cls = str((auto_map or {}).get("AutoModelForSequenceClassification", ""))
+    return seq_cls.endswith("BertForTextEncoding") or "BertForTextEncoding" in (architectures or [])
