@@ -22,6 +22,7 @@ from longconv_models.models import (
     HyenaDNAForCausalLM,
     HyenaDNAForSequenceClassification,
     HyenaDNATokenizer,
+    HyenaDNATokenizerFast,
     HyenaForCausalLM,
     M2BertConfig,
     M2BertForMaskedLM,
@@ -161,12 +162,12 @@ def test_extend_context_partial_convolution():
 def test_tokenizer_roundtrip(tmp_path):
     tok = HyenaDNATokenizer(model_max_length=1000)
     enc = tok(["ACGTN", "ACx"], padding=True)
-    assert enc["input_ids"] == [[7, 8, 9, 10, 11, 1], [4, 4, 7, 8, 6, 1]]
+    assert enc["input_ids"] == [[7, 8, 9, 10, 11, 1], [4, 4, 7, 8, 6, 1]]  # x: not a base
     assert tok.decode([7, 8, 9, 10]) == "ACGT"
     tok.save_pretrained(tmp_path)
     HyenaDNAConfig().save_pretrained(tmp_path)
     loaded = AutoTokenizer.from_pretrained(tmp_path)
-    assert isinstance(loaded, HyenaDNATokenizer) and loaded("GATTACA")["input_ids"] == tok("GATTACA")["input_ids"]
+    assert isinstance(loaded, HyenaDNATokenizerFast) and loaded("GATTACA")["input_ids"] == tok("GATTACA")["input_ids"]
     assert loaded.padding_side == "left" and loaded.model_max_length == 1000
 
 
@@ -195,7 +196,7 @@ def test_convert_hyenadna_hf_safetensors(tmp_path):
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
     ids = torch.randint(7, 11, (2, 30))
     assert torch.equal(loaded(ids).logits, src(ids).logits)
-    assert isinstance(AutoTokenizer.from_pretrained(tmp_path / "out"), HyenaDNATokenizer)
+    assert isinstance(AutoTokenizer.from_pretrained(tmp_path / "out"), HyenaDNATokenizerFast)
 
 
 def test_convert_safari_hyena_raw_state_dict(tmp_path):

@@ -22,11 +22,13 @@ from transformers import (
 from .hyena import HyenaConfig, HyenaForCausalLM, HyenaForSequenceClassification, HyenaModel
 from .hyenadna import (
     CharacterTokenizer,
+    CharacterTokenizerFast,
     HyenaDNAConfig,
     HyenaDNAForCausalLM,
     HyenaDNAForSequenceClassification,
     HyenaDNAModel,
     HyenaDNATokenizer,
+    HyenaDNATokenizerFast,
 )
 from .m2_bert.bert_typed import register as register_bert_typed_m2
 from .m2_bert import (
@@ -56,20 +58,24 @@ def _register():
         for auto, cls in heads.items():
             auto.register(cfg, cls, exist_ok=True)
     register_bert_typed_m2()
-    AutoTokenizer.register(HyenaDNAConfig, slow_tokenizer_class=HyenaDNATokenizer, exist_ok=True)
-    AutoTokenizer.register(HyenaConfig, slow_tokenizer_class=CharacterTokenizer, exist_ok=True)
+    AutoTokenizer.register(HyenaDNAConfig, slow_tokenizer_class=HyenaDNATokenizer,
+                           fast_tokenizer_class=HyenaDNATokenizerFast, exist_ok=True)
+    AutoTokenizer.register(HyenaConfig, slow_tokenizer_class=CharacterTokenizer,
+                           fast_tokenizer_class=CharacterTokenizerFast, exist_ok=True)
 
 
 _register()
 
 __all__ = [
     "CharacterTokenizer",
+    "CharacterTokenizerFast",
     "HyenaConfig",
     "HyenaDNAConfig",
     "HyenaDNAForCausalLM",
     "HyenaDNAForSequenceClassification",
     "HyenaDNAModel",
     "HyenaDNATokenizer",
+    "HyenaDNATokenizerFast",
     "HyenaForCausalLM",
     "HyenaForSequenceClassification",
     "HyenaModel",

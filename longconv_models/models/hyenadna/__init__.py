@@ -5,14 +5,16 @@ from .modeling_hyenadna import (
     HyenaDNAModel,
     HyenaDNAPreTrainedModel,
 )
-from .tokenization_hyenadna import CharacterTokenizer, HyenaDNATokenizer
+from .tokenization_hyenadna import CharacterTokenizer, CharacterTokenizerFast, HyenaDNATokenizer, HyenaDNATokenizerFast
 
 __all__ = [
     "CharacterTokenizer",
+    "CharacterTokenizerFast",
     "HyenaDNAConfig",
     "HyenaDNAForCausalLM",
     "HyenaDNAForSequenceClassification",
     "HyenaDNAModel",
     "HyenaDNAPreTrainedModel",
     "HyenaDNATokenizer",
+    "HyenaDNATokenizerFast",
 ]
