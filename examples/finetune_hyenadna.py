@@ -4,8 +4,11 @@
         --train train.csv --eval test.csv --output-dir runs/promoters --epochs 3
     torchrun --nproc_per_node 4 examples/finetune_hyenadna.py ...      # DDP, unchanged
 
-Data: CSV (columns ``sequence,label``) or FASTA (``>anything label=<label>`` headers). Labels may
-be strings or integers. ``--model`` is a path, a hub id already in the local cache, or the name of
+Data: CSV / TSV / JSON Lines (columns ``sequence``, ``label``) or FASTA (``>name label=<label>``
+headers), optionally gzipped, read with Hugging Face ``datasets`` (memory-mapped, tokenized by the
+fast tokenizer in batched ``map``); ``--streaming`` reads files larger than memory as they are
+consumed (then pass ``--labels`` and ``--max-steps``). Labels may be strings or integers;
+lower-case (soft-masked) bases are upper-cased by the tokenizer. ``--model`` is a path, a hub id already in the local cache, or the name of
 an embedded checkpoint; a causal-LM checkpoint gets a new classification head. Checkpoints are
 saved as safetensors; ``--resume`` continues from the last one in ``--output-dir``.
 """
@@ -13,66 +16,17 @@ saved as safetensors; ``--resume`` continues from the last one in ``--output-dir
 from __future__ import annotations
 
 import argparse
-import csv
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import AutoTokenizer, Trainer, TrainingArguments
+from transformers import AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
+import longconv_models as lcm
 from longconv_models import checkpoints
-from longconv_models.models import HyenaDNAConfig, HyenaDNAForSequenceClassification, HyenaDNATokenizer
-
-
-def read_sequences(path: str) -> tuple[list[str], list[str]]:
-    p = Path(path)
-    seqs, labels = [], []
-    if p.suffix.lower() in (".fa", ".fasta", ".fna"):
-        header, chunks = None, []
-        for line in p.read_text().splitlines() + [">"]:
-            if line.startswith(">"):
-                if header is not None:
-                    fields = dict(f.split("=", 1) for f in header[1:].split() if "=" in f)
-                    if "label" not in fields:
-                        raise ValueError(f"{path}: FASTA header without label=...: {header!r}")
-                    seqs.append("".join(chunks).upper())
-                    labels.append(fields["label"])
-                header, chunks = line, []
-            elif line.strip():
-                chunks.append(line.strip())
-    else:
-        with open(p, newline="") as f:
-            rows = list(csv.DictReader(f))
-        if not rows or not {"sequence", "label"} <= set(rows[0]):
-            raise ValueError(f"{path}: expected a CSV with columns 'sequence' and 'label'")
-        seqs = [r["sequence"].upper() for r in rows]
-        labels = [r["label"] for r in rows]
-    return seqs, labels
-
-
-class SequenceDataset(torch.utils.data.Dataset):
-    def __init__(self, seqs, labels, tokenizer, label_ids, max_length):
-        self.enc = [tokenizer(s, truncation=True, max_length=max_length)["input_ids"] for s in seqs]
-        self.labels = [label_ids[label] for label in labels]
-
-    def __len__(self):
-        return len(self.enc)
-
-    def __getitem__(self, i):
-        return {"input_ids": self.enc[i], "labels": self.labels[i]}
-
-
-def collate(pad_id):
-    def fn(batch):
-        L = max(len(b["input_ids"]) for b in batch)
-        ids = torch.full((len(batch), L), pad_id, dtype=torch.long)
-        for i, b in enumerate(batch):  # left padding: the last position is the last real token
-            ids[i, L - len(b["input_ids"]):] = torch.tensor(b["input_ids"])
-        return {"input_ids": ids, "labels": torch.tensor([b["labels"] for b in batch])}
-
-    return fn
+from longconv_models.data import label_names, load_table, tokenize
+from longconv_models.models import HyenaDNAConfig, HyenaDNAForSequenceClassification, HyenaDNATokenizerFast
 
 
 def compute_metrics(pred):
@@ -103,31 +57,32 @@ def main(argv=None):
     ap.add_argument("--save-steps", type=int, default=500)
     ap.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output-dir")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--streaming", action="store_true", help="read the data as it is consumed (needs --labels, --max-steps)")
+    ap.add_argument("--labels", default=None, help="comma-separated label names (default: those in --train)")
     args = ap.parse_args(argv)
+    if args.streaming and (args.labels is None or args.max_steps <= 0):
+        ap.error("--streaming needs --labels and --max-steps (a stream's labels and length are not known in advance)")
 
-    seqs, labels = read_sequences(args.train)
-    names = sorted(set(labels))
+    train_table = load_table(args.train, streaming=args.streaming, required=("sequence", "label"))
+    names = args.labels.split(",") if args.labels else label_names(train_table)
     label_ids = {n: i for i, n in enumerate(names)}
     model_path = checkpoints.path(args.model) if args.model in checkpoints.NAMES else args.model
     if args.init_config:
         config = HyenaDNAConfig.from_json_file(args.init_config)
         config.num_labels = len(names)
         model = HyenaDNAForSequenceClassification(config)
-        tokenizer = HyenaDNATokenizer(model_max_length=config.max_seq_len)
+        tokenizer = HyenaDNATokenizerFast(model_max_length=config.max_seq_len)
     else:
         model = HyenaDNAForSequenceClassification.from_pretrained(
             model_path, num_labels=len(names), id2label=dict(enumerate(names)), label2id=label_ids
         )
         tokenizer = AutoTokenizer.from_pretrained(model_path)
     max_length = args.max_length or model.config.max_seq_len - 2
-    train = SequenceDataset(seqs, labels, tokenizer, label_ids, max_length)
+    train = tokenize(train_table, tokenizer, "sequence", max_length, names)
     evaluation = None
-    if args.eval:
-        eseqs, elabels = read_sequences(args.eval)
-        unknown = set(elabels) - set(names)
-        if unknown:
-            raise ValueError(f"labels in {args.eval} not seen in training: {sorted(unknown)}")
-        evaluation = SequenceDataset(eseqs, elabels, tokenizer, label_ids, max_length)
+    if args.eval:  # evaluation sets are read whole (memory-mapped)
+        evaluation = tokenize(load_table(args.eval, required=("sequence", "label")), tokenizer, "sequence",
+                              max_length, names)
 
     # one GPU per process (torchrun): with fewer GPUs than processes, train on the CPU (gloo)
     use_cuda = torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) <= torch.cuda.device_count()
@@ -154,10 +109,14 @@ def main(argv=None):
         remove_unused_columns=False,
         disable_tqdm=False,
     )
+    # left padding (the tokenizer's side): the last position is the last real token
     trainer = Trainer(model=model, args=targs, train_dataset=train, eval_dataset=evaluation,
-                      data_collator=collate(tokenizer.pad_token_id), compute_metrics=compute_metrics)
+                      data_collator=DataCollatorWithPadding(tokenizer), compute_metrics=compute_metrics)
     last = get_last_checkpoint(args.output_dir) if args.resume and os.path.isdir(args.output_dir) else None
-    trainer.train(resume_from_checkpoint=last)
+    with lcm.count_backends() as paths:
+        trainer.train(resume_from_checkpoint=last)
+    print("convolution calls in training:", ", ".join(f"{op} {backend}{f' ({why})' if why else ''}: {n}"
+                                                       for (op, backend, why), n in sorted(paths.items())))
     if evaluation is not None:
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)

@@ -1,26 +1,26 @@
 """Fine-tune M2-BERT for text classification or retrieval with the transformers Trainer.
 
-    python examples/finetune_m2_bert.py --task classification --model m2-bert-80M-2k \
-        --tokenizer bert-base-uncased --train train.jsonl --eval dev.jsonl --output-dir runs/cls
+    python examples/finetune_m2_bert.py --task classification --model m2-bert-tiny-pydocs \
+        --train train.jsonl --eval dev.jsonl --output-dir runs/cls
     python examples/finetune_m2_bert.py --task retrieval --model m2-bert-80M-2k-retrieval ...
     torchrun --nproc_per_node 8 examples/finetune_m2_bert.py ...      # DDP, unchanged
 
-Data (CSV or JSONL): classification rows ``{"text": ..., "label": ...}``; retrieval rows
+Data (CSV, TSV or JSON Lines, read with Hugging Face ``datasets``; ``--streaming`` for files
+larger than memory): classification rows ``{"text": ..., "label": ...}``; retrieval rows
 ``{"query": ..., "positive": ...}`` (trained with in-batch negatives on the pooled sentence
 embedding, cosine similarity / temperature; evaluated by recall@1 over the eval positives).
 Inputs are padded to ``--max-length`` (default: the model's maximum), as the published M2
 models expect. ``--model`` is a converted checkpoint directory (see ``longconv_models.convert``)
-or ``--init-config`` a config.json to train from scratch. Checkpoints are safetensors;
-``--resume`` continues from the last one.
+or the name of a shipped checkpoint (``m2-bert-tiny-pydocs``, with its own tokenizer), or
+``--init-config`` a config.json to train from scratch. The tokenizer comes from the model
+directory unless ``--tokenizer`` names one (published M2 models: a local ``bert-base-uncased``).
+Checkpoints are safetensors; ``--resume`` continues from the last one.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,31 +28,10 @@ import torch.nn.functional as F
 from transformers import AutoTokenizer, Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
+import longconv_models as lcm
+from longconv_models import checkpoints
+from longconv_models.data import label_names, load_table
 from longconv_models.models import M2BertConfig, M2BertForSequenceClassification, M2BertModel
-
-
-def read_rows(path: str, fields: tuple[str, ...]) -> list[dict]:
-    p = Path(path)
-    if p.suffix.lower() in (".jsonl", ".json"):
-        rows = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
-    else:
-        with open(p, newline="") as f:
-            rows = list(csv.DictReader(f))
-    missing = [f for f in fields if rows and f not in rows[0]]
-    if not rows or missing:
-        raise ValueError(f"{path}: expected fields {fields}, missing {missing or 'all rows'}")
-    return rows
-
-
-class Rows(torch.utils.data.Dataset):
-    def __init__(self, rows):
-        self.rows = rows
-
-    def __len__(self):
-        return len(self.rows)
-
-    def __getitem__(self, i):
-        return self.rows[i]
 
 
 class RetrievalTrainer(Trainer):
@@ -91,7 +70,7 @@ def main(argv=None):
     ap.add_argument("--task", choices=["classification", "retrieval"], default="classification")
     ap.add_argument("--model", default=None)
     ap.add_argument("--init-config", default=None)
-    ap.add_argument("--tokenizer", required=True, help="BERT tokenizer directory (bert-base-uncased)")
+    ap.add_argument("--tokenizer", default=None, help="tokenizer directory (default: the model's)")
     ap.add_argument("--train", required=True)
     ap.add_argument("--eval", default=None)
     ap.add_argument("--output-dir", required=True)
@@ -103,14 +82,22 @@ def main(argv=None):
     ap.add_argument("--save-steps", type=int, default=500)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--streaming", action="store_true", help="read --train as it is consumed (needs --max-steps)")
+    ap.add_argument("--labels", default=None, help="comma-separated label names (default: those in --train)")
     args = ap.parse_args(argv)
     if (args.model is None) == (args.init_config is None):
         ap.error("pass exactly one of --model and --init-config")
+    if args.streaming and (args.max_steps <= 0 or (args.task == "classification" and args.labels is None)):
+        ap.error("--streaming needs --max-steps (and --labels for classification)")
+    if args.model in checkpoints.NAMES:
+        args.model = checkpoints.path(args.model)
+    if args.tokenizer is None and args.model is None:
+        ap.error("--init-config needs --tokenizer")
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or args.model)
 
-    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
     fields = ("text", "label") if args.task == "classification" else ("query", "positive")
-    train_rows = read_rows(args.train, fields)
-    eval_rows = read_rows(args.eval, fields) if args.eval else None
+    train_rows = load_table(args.train, streaming=args.streaming, required=fields)
+    eval_rows = load_table(args.eval, required=fields) if args.eval else None
     config = M2BertConfig.from_json_file(args.init_config) if args.init_config else M2BertConfig.from_pretrained(args.model)
     max_length = args.max_length or config.max_position_embeddings
 
@@ -119,7 +106,7 @@ def main(argv=None):
                          return_tensors="pt", return_token_type_ids=False)["input_ids"]
 
     if args.task == "classification":
-        names = sorted({str(r["label"]) for r in train_rows})
+        names = args.labels.split(",") if args.labels else label_names(train_rows)
         label_ids = {n: i for i, n in enumerate(names)}
         if args.init_config:
             config.num_labels = len(names)
@@ -165,12 +152,15 @@ def main(argv=None):
         remove_unused_columns=False,
         label_names=["labels"] if args.task == "classification" else [],
     )
-    trainer = trainer_cls(model=model, args=targs, train_dataset=Rows(train_rows),
-                          eval_dataset=Rows(eval_rows) if eval_rows else None, data_collator=collate,
-                          compute_metrics=metrics)
+    # the rows stay text until the collator: padding="max_length" is what M2 expects anyway
+    trainer = trainer_cls(model=model, args=targs, train_dataset=train_rows, eval_dataset=eval_rows,
+                          data_collator=collate, compute_metrics=metrics)
     last = get_last_checkpoint(args.output_dir) if args.resume and os.path.isdir(args.output_dir) else None
-    trainer.train(resume_from_checkpoint=last)
-    if eval_rows:
+    with lcm.count_backends() as paths:
+        trainer.train(resume_from_checkpoint=last)
+    print("convolution calls in training:", ", ".join(f"{op} {backend}{f' ({why})' if why else ''}: {n}"
+                                                       for (op, backend, why), n in sorted(paths.items())))
+    if eval_rows is not None:
         result = trainer.evaluate()
         trainer.log_metrics("eval", result)
         trainer.save_metrics("eval", result)

@@ -1,14 +1,18 @@
-"""Train the small checkpoints shipped in ``longconv_models/checkpoints`` (on a GPU, with the
-library's fused kernels; bf16 autocast).
+"""Train the small checkpoints shipped in ``longconv_models/checkpoints`` with the transformers
+``Trainer`` (bf16 autocast and the fused kernels on a GPU; runs on a CPU too).
 
     python examples/data/corpora.py dna dna.txt --length 4000000
     python examples/train_embedded.py hyenadna --data dna.txt --out hyenadna-tiny-synthetic
     python examples/data/corpora.py text pydocs.txt
     python examples/train_embedded.py hyena-char --data pydocs.txt --out hyena-char-pydocs
+    python examples/train_embedded.py m2-bert --data pydocs.txt --out m2-bert-tiny-pydocs
 
-Each run trains from scratch on random windows of the corpus (the last 5% held out), prints
-progress, and writes a Hugging Face directory (config, safetensors weights, tokenizer) plus
-``train_metrics.json`` (validation loss in bits per character, time, configuration).
+Each run trains from scratch on windows of the corpus at random offsets (the last 5% held out)
+and writes a Hugging Face directory (config, safetensors weights, tokenizer files) plus
+``train_metrics.json``: the validation loss (bits per character for the causal LMs; masked-token
+cross-entropy for M2-BERT), time, and which convolution path ran. The causal LMs read
+characters; M2-BERT gets a lower-cased WordPiece vocabulary trained on the corpus
+(``tokenizers``), so the checkpoint carries its own tokenizer.
 """
 
 from __future__ import annotations
@@ -17,56 +21,83 @@ import argparse
 import json
 import math
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import BertTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
 import longconv_models as lcm
 from longconv_models.models import (
-    CharacterTokenizer,
+    CharacterTokenizerFast,
     HyenaConfig,
     HyenaDNAConfig,
     HyenaDNAForCausalLM,
-    HyenaDNATokenizer,
+    HyenaDNATokenizerFast,
     HyenaForCausalLM,
+    M2BertConfig,
+    M2BertForMaskedLM,
 )
 
 PRESETS = {
-    # name: (config class, model class, width, layers, filter MLP width, window)
-    "hyenadna": (HyenaDNAConfig, HyenaDNAForCausalLM, 128, 4, 64, 1024),
-    "hyena-char": (HyenaConfig, HyenaForCausalLM, 160, 4, 64, 512),
+    # name: width, layers, filter MLP width, window (tokens)
+    "hyenadna": (128, 4, 64, 1024),
+    "hyena-char": (160, 4, 64, 512),
+    "m2-bert": (128, 4, 32, 128),
 }
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
-def build(kind: str, text: str, width: int, layers: int, window: int):
-    config_cls, model_cls, _, _, filter_order, _ = PRESETS[kind]
+def wordpiece_tokenizer(text: str, vocab_size: int, max_length: int) -> BertTokenizer:
+    """A BERT-style lower-cased WordPiece tokenizer trained on the corpus."""
+    backend = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.train_from_iterator(text.splitlines(), trainers.WordPieceTrainer(
+        vocab_size=vocab_size, min_frequency=2, special_tokens=SPECIAL))
+    return BertTokenizer(vocab=backend.get_vocab(), model_max_length=max_length)
+
+
+def build(kind: str, text: str, width: int, layers: int, filter_order: int, window: int):
     if kind == "hyenadna":
-        tokenizer = HyenaDNATokenizer(model_max_length=window + 2)
+        tokenizer = HyenaDNATokenizerFast(model_max_length=window + 2)
         config = HyenaDNAConfig(d_model=width, n_layer=layers, max_seq_len=window + 2, emb_dim=5,
                                 filter_order=filter_order, activation_freq=10, embed_dropout=0.0,
                                 modulation_shift=0.0)
-    else:
-        tokenizer = CharacterTokenizer(characters=sorted(set(text)), model_max_length=window)
+        return tokenizer, HyenaDNAForCausalLM(config)
+    if kind == "hyena-char":
+        tokenizer = CharacterTokenizerFast(characters=sorted(set(text)), model_max_length=window)
         config = HyenaConfig(vocab_size=tokenizer.vocab_size, d_model=width, n_layer=layers, d_inner=4 * width,
                              max_seq_len=window, emb_dim=9, filter_order=filter_order, activation_freq=10,
                              modulate=True, train_pos_emb=True, pad_token_id=tokenizer.pad_token_id,
                              bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
-    return tokenizer, model_cls(config)
+        return tokenizer, HyenaForCausalLM(config)
+    tokenizer = wordpiece_tokenizer(text, 4096, window)
+    config = M2BertConfig(vocab_size=(tokenizer.vocab_size + 7) // 8 * 8, hidden_size=width, num_hidden_layers=layers,
+                          intermediate_size=4 * width, max_position_embeddings=window, hyena_filter_order=filter_order,
+                          hidden_dropout_prob=0.0, pad_token_id=tokenizer.pad_token_id)
+    return tokenizer, M2BertForMaskedLM(config)
 
 
-@torch.no_grad()
-def evaluate(model, data: torch.Tensor, window: int, batch: int, n_batches: int = 20) -> float:
-    model.eval()
-    g = torch.Generator(device="cpu").manual_seed(1234)
-    losses = []
-    for _ in range(n_batches):
-        starts = torch.randint(0, len(data) - window, (batch,), generator=g)
-        x = torch.stack([data[s: s + window] for s in starts.tolist()]).to(data.device)
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
-            losses.append(model(x, labels=x).loss.item())
-    model.train()
-    return sum(losses) / len(losses)
+class RandomWindows(torch.utils.data.Dataset):
+    """``n`` windows at random offsets of a token stream, each seeded by its index (the same
+    windows on every run and after a resume). M2-BERT windows are ``[CLS] ... [SEP]``."""
+
+    def __init__(self, ids: torch.Tensor, window: int, n: int, seed: int, wrap: tuple[int, int] | None = None):
+        self.ids, self.window, self.n, self.seed, self.wrap = ids, window, n, seed, wrap
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        body = self.window - (2 if self.wrap else 0)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
+        start = int(torch.randint(0, len(self.ids) - body, (1,), generator=g))
+        x = self.ids[start: start + body]
+        if self.wrap:
+            return {"input_ids": torch.cat([torch.tensor([self.wrap[0]]), x, torch.tensor([self.wrap[1]])])}
+        return {"input_ids": x, "labels": x}
 
 
 def main(argv=None):
@@ -83,49 +114,48 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
-    _, _, width, layers, _, window = PRESETS[args.kind]
+    width, layers, filter_order, window = PRESETS[args.kind]
     width, layers, window = args.width or width, args.layers or layers, args.window or window
-    device = "cuda" if torch.cuda.is_available() else "cpu"
 
     text = Path(args.data).read_text()
-    tokenizer, model = build(args.kind, text, width, layers, window)
-    ids = torch.tensor(tokenizer.convert_tokens_to_ids(list(text)), dtype=torch.long)
+    tokenizer, model = build(args.kind, text, width, layers, filter_order, window)
+    ids = torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"], dtype=torch.long)
     split = int(0.95 * len(ids))
-    train, val = ids[:split].to(device), ids[split:].to(device)
-    model.to(device).train()
+    wrap = (tokenizer.cls_token_id, tokenizer.sep_token_id) if args.kind == "m2-bert" else None
+    train = RandomWindows(ids[:split], window, args.steps * args.batch, args.seed, wrap)
+    val = RandomWindows(ids[split:], window, 20 * args.batch, 1234, wrap)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"{args.kind}: {n_params / 1e6:.2f}M parameters, {len(ids):,} tokens, device {device}")
+    print(f"{args.kind}: {n_params / 1e6:.2f}M parameters, {len(ids):,} tokens")
 
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.1, betas=(0.9, 0.98))
-    warmup = max(1, args.steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / args.steps)))
+    collator = (DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15) if args.kind == "m2-bert"
+                else None)  # causal LMs: labels = inputs (the model shifts them)
+    use_cuda = torch.cuda.is_available()
+    targs = TrainingArguments(
+        output_dir=str(Path(args.out) / "trainer"), max_steps=args.steps, per_device_train_batch_size=args.batch,
+        per_device_eval_batch_size=args.batch, learning_rate=args.lr, weight_decay=0.1, adam_beta2=0.98,
+        warmup_steps=0.05, lr_scheduler_type="cosine", max_grad_norm=1.0, bf16=use_cuda and torch.cuda.is_bf16_supported(),
+        use_cpu=not use_cuda, logging_steps=50, save_strategy="no", report_to=[], seed=args.seed,
+        dataloader_drop_last=True, remove_unused_columns=False,
     )
+    trainer = Trainer(model=model, args=targs, train_dataset=train, eval_dataset=val, data_collator=collator)
     t0 = time.time()
-    bar = tqdm(range(args.steps), desc=f"train {args.kind}")
-    for step in bar:
-        starts = torch.randint(0, len(train) - window, (args.batch,))
-        x = torch.stack([train[s: s + window] for s in starts.tolist()])
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=device == "cuda"):
-            loss = model(x, labels=x).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+    with lcm.count_backends() as paths:
+        trainer.train()
     train_s = time.time() - t0
-    val_loss = evaluate(model, val, window, args.batch)
-    backend = lcm.last_backend("fftconv")
+    torch.manual_seed(1234)  # the same masks for every evaluation of the M2 model
+    val_loss = trainer.evaluate()["eval_loss"]
     out = Path(args.out)
     model.cpu().eval().save_pretrained(out)
     tokenizer.save_pretrained(out)
+    by_path = Counter()
+    for (op, backend, why), n in paths.items():
+        by_path[f"{op} {backend}" + (f" ({why})" if why else "")] += n
     metrics = {
         "kind": args.kind, "parameters": n_params, "tokens": len(ids), "steps": args.steps, "batch": args.batch,
         "window": window, "train_seconds": round(train_s, 1), "val_loss_nats": round(val_loss, 4),
-        "val_bits_per_char": round(val_loss / math.log(2), 4), "fftconv_backend": backend,
-        "device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "data": Path(args.data).name,
+        ("val_bits_per_char" if wrap is None else "val_masked_bits_per_token"): round(val_loss / math.log(2), 4),
+        "convolution_calls": dict(by_path),
+        "device": torch.cuda.get_device_name() if use_cuda else "cpu", "data": Path(args.data).name,
     }
     (out / "train_metrics.json").write_text(json.dumps(metrics, indent=1))
     print(json.dumps(metrics))

@@ -3,8 +3,8 @@
     python -m longconv_models.quickstart [--device cuda] [--max-new-tokens 120]
 
 Generates Python-docs-like text with the character-level Hyena LM, generates and scores DNA with
-the HyenaDNA model, and prints which convolution path ran (fused CUDA kernel or PyTorch
-reference). Takes seconds on a CPU.
+the HyenaDNA model, fills masks and compares sentence embeddings with the M2-BERT model, and
+prints which convolution path ran (fused CUDA kernel or PyTorch reference). Takes seconds on a CPU.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 import time
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoModelForMaskedLM, AutoTokenizer, pipeline
 
 import longconv_models as lcm
 from longconv_models import checkpoints
@@ -52,6 +52,26 @@ def main(argv=None):
         x = tok(seq, return_tensors="pt", add_special_tokens=False).input_ids.to(args.device)
         nll = dna(x, labels=x).loss.item()
     print(f"bits per base of a repetitive coding sequence: {nll / math.log(2):.2f} (uniform: 2.00)")
+    print(f"   fftconv path: {'/'.join(x for x in lcm.last_backend('fftconv') if x)}")
+
+    path = checkpoints.path("m2-bert-tiny-pydocs")
+    mlm = AutoModelForMaskedLM.from_pretrained(path, dtype=dtype).to(args.device).eval()
+    tok = AutoTokenizer.from_pretrained(path)
+    print(f"\n== {type(mlm).__name__} ({sum(p.numel() for p in mlm.parameters()) / 1e6:.2f}M params) from {path}")
+    fill = pipeline("fill-mask", model=mlm, tokenizer=tok, device=args.device)
+    for text in ("Return the [MASK] of the list.", "Raise a [MASK] if the file does not exist."):
+        guesses = ", ".join(f"{g['token_str']} ({g['score']:.2f})" for g in fill(text, top_k=3))
+        print(f"{text!r}: {guesses}")
+
+    def embed(text):  # mean of the last hidden states (M2-BERT reads no attention mask: one text per call)
+        with torch.no_grad():
+            enc = tok(text, return_tensors="pt").to(args.device)
+            return mlm(**enc, output_hidden_states=True).hidden_states[-1][0].float().mean(0)
+
+    texts = ["Return a copy of the list.", "Return a shallow copy of the sequence.", "Open the socket connection."]
+    e = torch.stack([embed(t) for t in texts])
+    sim = torch.nn.functional.cosine_similarity(e[:, None], e[None], dim=-1)
+    print(f"embedding cosine similarity: {texts[0]!r} vs {texts[1]!r}: {sim[0, 1]:.2f}; vs {texts[2]!r}: {sim[0, 2]:.2f}")
     print(f"   fftconv path: {'/'.join(x for x in lcm.last_backend('fftconv') if x)}")
     print(f"done in {time.time() - t0:.1f}s")
 

@@ -120,3 +120,15 @@ def test_trainer_gradient_checkpointing(tmp_path, family):
     g = [p.grad for p in model.parameters() if p.grad is not None]
     for a, b in zip(g_ckpt, g):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_torch_export_with_a_dynamic_length(family):
+    """One exported program serves every length up to the filters' (no guards on min(L, ...))."""
+    model = FAMILIES[family][0]().eval()
+    limit = model.config.max_position_embeddings if family == "m2_bert" else model.config.max_seq_len
+    L = torch.export.Dim("L", min=8, max=limit)
+    program = torch.export.export(model, (ids(model, 2, 20),), dynamic_shapes=({1: L},), strict=False)
+    for n in (9, 31, limit):
+        x = ids(model, 2, n)
+        assert torch.allclose(program.module()(x).logits, model(x).logits, atol=1e-5, rtol=1e-5), n

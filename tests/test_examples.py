@@ -56,6 +56,29 @@ def test_finetune_hyenadna_and_resume(dna_data, tmp_path):
     assert "train_loss" in out and (tmp_path / "out" / "checkpoint-6").is_dir()
 
 
+def test_finetune_hyenadna_streaming_fasta(dna_data, tmp_path):
+    out = run(sys.executable, str(EXAMPLES / "finetune_hyenadna.py"), "--train", str(dna_data / "train.fa"),
+              "--streaming", "--labels", "background,promoter", "--max-steps", "3", "--batch-size", "8",
+              "--save-steps", "3", "--output-dir", str(tmp_path / "s"))
+    assert (tmp_path / "s" / "model.safetensors").is_file() and "fftconv reference (device cpu)" in out
+
+
+@pytest.mark.parametrize("kind", ["m2-bert", "hyena-char"])
+def test_train_embedded_with_trainer(tmp_path, kind):
+    text = "\n".join(f"Return the {w} of the list when the {v} is empty." for w in ("sum", "length", "first", "last")
+                     for v in ("argument", "input", "sequence")) * 20
+    (tmp_path / "corpus.txt").write_text(text)
+    run(sys.executable, str(EXAMPLES / "train_embedded.py"), kind, "--data", str(tmp_path / "corpus.txt"), "--out",
+        str(tmp_path / "ckpt"), "--steps", "3", "--batch", "4", "--width", "32", "--layers", "1", "--window", "32")
+    metrics = json.loads((tmp_path / "ckpt" / "train_metrics.json").read_text())
+    assert metrics["steps"] == 3 and metrics["val_loss_nats"] > 0 and any("fftconv" in k for k in metrics["convolution_calls"])
+    from transformers import AutoModel, AutoTokenizer
+
+    import longconv_models  # noqa: F401  (registers the model types)
+    assert AutoModel.from_pretrained(tmp_path / "ckpt") is not None
+    assert AutoTokenizer.from_pretrained(tmp_path / "ckpt")("Return the sum")["input_ids"]
+
+
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun not on PATH")
 def test_finetune_hyenadna_ddp_two_processes(dna_data, tmp_path):
     run("torchrun", "--nproc_per_node", "2", "--master_port", "29517", str(EXAMPLES / "finetune_hyenadna.py"),

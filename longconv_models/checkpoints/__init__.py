@@ -4,13 +4,15 @@
   Python standard library; 2.24 bits/char on held-out text.
 * ``hyenadna-tiny-synthetic``: HyenaDNA (0.87M parameters, 1K context) on a synthetic genome
   (``examples/data/corpora.py``); 1.67 bits/base on held-out DNA (uniform: 2.0).
+* ``m2-bert-tiny-pydocs``: M2-BERT masked LM (1.14M parameters, 128 tokens) with its own
+  lower-cased WordPiece tokenizer, on the same docstrings; fill-mask and sentence embeddings.
 
 Model cards: ``model_cards/``. Reproduce with ``examples/train_embedded.py``.
 """
 
 from pathlib import Path
 
-NAMES = ("hyena-char-pydocs", "hyenadna-tiny-synthetic")
+NAMES = ("hyena-char-pydocs", "hyenadna-tiny-synthetic", "m2-bert-tiny-pydocs")
 
 
 def path(name: str) -> str:

@@ -7,11 +7,49 @@ names (in_proj, short_filter, filter_fn, out_proj) follow the safari / HyenaDNA 
 
 from __future__ import annotations
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops import fftconv
+from ..ops import fftconv, short_conv
 from .hyena_filter import HyenaFilter
-from .projections import linear_from_channels_first, projected_groups
+from .incremental_conv import IncrementalConv
+from .projections import linear_from_channels_first, project_channels_first, projected_groups
+
+ROLLBACK_MAX = 64  # tokens a decoding state can roll back (assisted decoding rejects fewer)
+
+
+class HyenaState:
+    """What one Hyena operator needs to decode token by token after a prefix: the last inputs
+    of the short convolution (kept for ``ROLLBACK_MAX`` more positions, to roll back) and the
+    long convolution's state (:class:`IncrementalConv`)."""
+
+    def __init__(self, op: "HyenaOperator", batch: int, device, dtype, direct_max: int = 4096):
+        self.width = op.short_filter.kernel_size[0]
+        self.pre = torch.zeros(batch, op.in_proj.out_features, 0, device=device, dtype=dtype)  # in_proj outputs
+        self.conv = IncrementalConv(op.filter_fn.causal_taps, op.filter_fn.bias, batch, op.d_model, device, dtype,
+                                    direct_max)
+
+    @property
+    def length(self) -> int:
+        return self.conv.n
+
+    def keep_pre(self, pre: Tensor) -> None:
+        self.pre = torch.cat([self.pre, pre.to(self.pre.dtype)], dim=2)[:, :, -(ROLLBACK_MAX + self.width):]
+
+    def crop(self, n: int) -> None:
+        back = self.length - n
+        if back > self.pre.shape[2] - (self.width - 1) and n > 0:
+            raise ValueError(f"cannot roll a decoding state back by {back} tokens (at most {ROLLBACK_MAX})")
+        self.pre = self.pre[:, :, : self.pre.shape[2] - back] if back else self.pre
+        self.conv.crop(n)
+
+    def select(self, index: Tensor) -> None:
+        self.pre = self.pre.index_select(0, index)
+        self.conv.select(index)
+
+    def memory_bytes(self) -> int:
+        return self.pre.numel() * self.pre.element_size() + self.conv.memory_bytes()
 
 
 class HyenaOperator(nn.Module):
@@ -56,8 +94,49 @@ class HyenaOperator(nn.Module):
         )
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, attention_mask: Tensor | None = None, state: HyenaState | None = None) -> Tensor:
+        """x (B, L, d). ``attention_mask`` (B, L), 0 at padding: padded positions contribute
+        nothing to either convolution, so a left-padded row gives the outputs of the row alone.
+        ``state``: empty -> the prefix is processed as usual and recorded; holding a prefix ->
+        x holds the next tokens, decoded one at a time."""
+        if state is not None and state.length > 0:
+            return torch.stack([self.step(x[:, i], state) for i in range(x.shape[1])], dim=1)
         L = x.shape[1]
-        x0, x1, v = projected_groups(x, self.in_proj, self.short_filter, 3)  # each (B, d, L)
+        if attention_mask is None and state is None:
+            x0, x1, v = projected_groups(x, self.in_proj, self.short_filter, 3)  # each (B, d, L)
+        else:
+            x0, x1, v = self._masked_groups(x, attention_mask, state)
         y = fftconv(v, **self.filter_fn.conv_args(L), pre_gate=x1, post_gate=x0)  # (B, d, L)
         return linear_from_channels_first(self.dropout(y), self.out_proj)  # (B, L, d), y read in place
+
+    def _masked_groups(self, x: Tensor, mask: Tensor | None, state: HyenaState | None):
+        """The gated groups with the padding zeroed before the short convolution (its inputs) and
+        before the long one (its value); with a ``state``, the prefix is recorded in it."""
+        pre = project_channels_first(x, self.in_proj, 3)
+        if mask is not None:
+            keep = mask[:, None, :].to(pre[0].dtype)
+            pre = [p * keep for p in pre]
+        d, w = self.d_model, self.short_filter
+        x0, x1, v = (short_conv(p, w.weight[g * d:(g + 1) * d], None if w.bias is None else w.bias[g * d:(g + 1) * d],
+                                padding="causal") for g, p in enumerate(pre))
+        if mask is not None:
+            v = v * keep
+        if state is not None:
+            state.keep_pre(torch.cat(pre, dim=1)[:, :, -(ROLLBACK_MAX + state.width):])
+            state.conv.append(x1 * v)
+        return x0, x1, v
+
+    def step(self, x: Tensor, state: HyenaState) -> Tensor:
+        """One token x (B, d) after the prefix in ``state`` -> (B, d); O(d^2 + d t) (direct) or
+        O(d^2 + d log^2 t) (tiled) per token."""
+        p = F.linear(x, self.in_proj.weight, self.in_proj.bias)  # (B, 3d)
+        state.keep_pre(p[:, :, None])
+        window = state.pre[:, :, -state.width:]
+        if window.shape[2] < state.width:  # fewer inputs than the filter is wide: zeros before them
+            window = F.pad(window, (state.width - window.shape[2], 0))
+        s = (window.float() * self.short_filter.weight[:, 0, :].float()).sum(-1)
+        if self.short_filter.bias is not None:
+            s = s + self.short_filter.bias.float()
+        x0, x1, v = s.chunk(3, dim=-1)
+        y = state.conv.step(x1 * v) * x0
+        return F.linear(self.dropout(y).to(p.dtype), self.out_proj.weight, self.out_proj.bias)

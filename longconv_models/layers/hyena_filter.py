@@ -185,6 +185,14 @@ class HyenaFilter(nn.Module):
             return {"k": frequency_sparse(k, self.frequency_keep, L, k_rev=k_rev, bias=bias)}
         return {"k": k, "k_rev": k_rev, "bias": bias}
 
+    def causal_taps(self, L: int) -> Tensor:
+        """The first L causal taps (d_model, L), zeros past the filter's taps, also past
+        ``max_length``: the partial-convolution rule of :meth:`extend_context` (incremental
+        decoding beyond the trained length continues with it)."""
+        n = min(L, self.filter_length)
+        k = self.filter(min(n, self.max_length))[0]
+        return k if k.shape[1] == L else torch.nn.functional.pad(k, (0, L - k.shape[1]))
+
     def filter(self, L: int) -> tuple[Tensor, Tensor | None]:
         """Filter taps for a sequence of length L: (k, k_rev), each (d_model, min(L, filter_length))."""
         if L > self.max_length:
@@ -192,7 +200,9 @@ class HyenaFilter(nn.Module):
                 f"sequence length {L} exceeds the filter's maximum length {self.max_length}; "
                 "extend it with extend_context(max_length) (partial convolution)"
             )
-        z, t = self.pos_emb(min(L, self.filter_length))
+        # Unextended, the check above already bounds L by filter_length: no min(), which keeps a
+        # symbolic L (torch.export with a dynamic length) free of Min guards.
+        z, t = self.pos_emb(L if self.max_length <= self.filter_length else min(L, self.filter_length))
         act = getattr(self.implicit_filter, "1")
         k = self.modulation(t, self.implicit_filter(z, act, channels_first=True), channels_first=True)  # (d_model, L)
         k_rev = None

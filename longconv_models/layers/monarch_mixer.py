@@ -32,9 +32,13 @@ class BlockdiagLinear(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         dtype = _compute_dtype(x, self.weight)
         x, weight, bias = _cast(dtype, x, self.weight, self.bias)
+        blocks = x.reshape(-1, self.nblocks, self.in_features // self.nblocks)
         with torch.autocast(x.device.type, enabled=False):
-            y = _BlockdiagMatmul.apply(x.reshape(-1, self.nblocks, self.in_features // self.nblocks), weight)
-        y = y.view(*x.shape[:-1], self.out_features)
+            if torch.compiler.is_compiling() or torch.compiler.is_exporting():  # traced: plain ops (out= is eager-only)
+                y = torch.bmm(blocks.transpose(0, 1), weight.transpose(1, 2)).transpose(0, 1)
+            else:
+                y = _BlockdiagMatmul.apply(blocks, weight)
+        y = y.reshape(*x.shape[:-1], self.out_features)  # a view in eager (the GEMM wrote token-major)
         return y if bias is None else y + bias
 
 

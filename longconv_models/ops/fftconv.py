@@ -78,8 +78,8 @@ def default_fft_size(seq_len: int, k_len: int, k_rev_len: int = 0, circular: boo
 def min_fft_size(seq_len: int, k_len: int, k_rev_len: int = 0) -> int:
     """Smallest N for which the N-point circular convolution equals the linear one on [0, L)."""
     need = seq_len + k_len - 1
-    if k_rev_len:
-        need = max(need, seq_len + k_rev_len)
+    if k_rev_len and k_rev_len > k_len - 1:  # a comparison, not max(): decidable for symbolic lengths
+        need = seq_len + k_rev_len
     return need
 
 
@@ -159,10 +159,20 @@ def _adjoint_weights(fft_size: int, device: torch.device, dtype: torch.dtype) ->
     return weights.to(device)
 
 
-@functools.lru_cache(maxsize=64)
 def _unit_phase(fft_size: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """exp(2 pi i f / N) for f = 0 .. N/2, cached per size (a symbolic size, under torch.export,
+    is built in the graph: it cannot key a cache)."""
+    if isinstance(fft_size, torch.SymInt):
+        return _build_unit_phase(fft_size, device, dtype)
+    return _cached_unit_phase(fft_size, device, dtype)
+
+
+def _build_unit_phase(fft_size, device, dtype) -> Tensor:
     f = torch.arange(fft_size // 2 + 1, dtype=torch.float64)
     return torch.polar(torch.ones_like(f), 2 * torch.pi * f / fft_size).to(device=device, dtype=compute_dtypes(dtype)[1])
+
+
+_cached_unit_phase = functools.lru_cache(maxsize=64)(_build_unit_phase)
 
 
 def _check_filter(name: str, k: object, H: int | None, fft_size: int | None) -> Tensor:

@@ -8,7 +8,9 @@ GPU, the PyTorch reference elsewhere). Module names follow the published checkpo
 
 from __future__ import annotations
 
+import inspect
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -17,13 +19,35 @@ from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.loss.loss_utils import ForCausalLMLoss
 from transformers.modeling_outputs import BaseModelOutput, CausalLMOutput, SequenceClassifierOutput
+from transformers.utils import logging
 from transformers.utils.generic import can_return_tuple
 
 from ...layers import HyenaOperator
 from ...ops.add_layer_norm import add_layer_norm
 from .._common import FrequencySparseMixin, check_input_ids, sequence_classification_loss
 from ...layers.hyena_filter import init_filter_module
+from .cache_hyena import HyenaCache
 from .configuration_hyena import HyenaConfig
+
+logger = logging.get_logger(__name__)
+# where generate keeps the cache among the model kwargs: "cache" (transformers >= 5.2x) or
+# "past_key_values" (earlier 5.x)
+CACHE_KWARG = "cache" if '"cache" in outputs' in inspect.getsource(GenerationMixin._update_model_kwargs_for_generation) \
+    else "past_key_values"
+
+
+@dataclass
+class HyenaModelOutput(BaseModelOutput):
+    cache: HyenaCache | None = None
+
+
+@dataclass
+class HyenaCausalLMOutput(CausalLMOutput):
+    """``cache`` (transformers >= 5.2x) and ``past_key_values`` (earlier 5.x) name the same
+    :class:`HyenaCache`."""
+
+    cache: HyenaCache | None = None
+    past_key_values: HyenaCache | None = None
 
 
 class HyenaMLP(nn.Module):
@@ -60,12 +84,14 @@ class HyenaBlock(GradientCheckpointingLayer):
         self.mlp = HyenaMLP(config.d_model, config.d_inner)
         self.dropout = nn.Dropout(config.resid_dropout)
 
-    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor | None = None):
+    def forward(self, hidden_states: torch.Tensor, residual: torch.Tensor | None = None,
+                attention_mask: torch.Tensor | None = None, state=None):
         """(the previous sublayer's output, the residual stream before it) -> the same after this
         block: the residual adds are fused into the norms (``add_layer_norm``), and the residual
-        stream keeps the dtype of the sum (fp32 for fp32 weights under autocast)."""
+        stream keeps the dtype of the sum (fp32 for fp32 weights under autocast). ``attention_mask``
+        and the decoding ``state``: see :class:`~longconv_models.layers.HyenaOperator`."""
         normed, residual = add_layer_norm(hidden_states, residual, self.norm1)
-        hidden_states = self.dropout(self.mixer(normed))
+        hidden_states = self.dropout(self.mixer(normed, attention_mask, state))
         normed, residual = add_layer_norm(hidden_states, residual, self.norm2)
         return self.dropout(self.mlp(normed)), residual
 
@@ -89,14 +115,15 @@ class HyenaBackbone(nn.Module):
         self.layers = nn.ModuleList([HyenaBlock(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
 
-    def forward(self, input_ids=None, inputs_embeds=None, output_hidden_states=False):
+    def forward(self, input_ids=None, inputs_embeds=None, output_hidden_states=False, attention_mask=None, cache=None):
         hidden = self.embeddings(input_ids) if inputs_embeds is None else inputs_embeds
         hidden, residual = self.dropout(hidden), None
         all_hidden = [] if output_hidden_states else None
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
             if output_hidden_states:  # the residual stream entering the layer
                 all_hidden.append(hidden if residual is None else hidden + residual)
-            hidden, residual = layer(hidden, residual)  # GradientCheckpointingLayers
+            # GradientCheckpointingLayers
+            hidden, residual = layer(hidden, residual, attention_mask, None if cache is None else cache.layers[i])
         hidden, _ = add_layer_norm(hidden, residual, self.ln_f)
         if output_hidden_states:
             all_hidden.append(hidden)
@@ -173,18 +200,35 @@ class HyenaModel(HyenaPreTrainedModel):
         self.backbone.embeddings.word_embeddings = value
 
     @can_return_tuple
-    def forward(self, input_ids=None, inputs_embeds=None, output_hidden_states=None, **kwargs):
+    def forward(self, input_ids=None, inputs_embeds=None, output_hidden_states=None, attention_mask=None,
+                cache=None, **kwargs):
+        """``attention_mask`` (B, L): 0 marks padding, which then reaches no convolution (a
+        left-padded row gives the outputs of the row alone). ``cache``: a :class:`HyenaCache`;
+        empty, the inputs are a prefix it records; holding a prefix, the inputs are the next
+        tokens, decoded incrementally."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids and inputs_embeds")
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
-        hidden, all_hidden = self.backbone(input_ids, inputs_embeds, bool(output_hidden_states))
-        return BaseModelOutput(last_hidden_state=hidden, hidden_states=tuple(all_hidden) if all_hidden else None)
+        x = input_ids if input_ids is not None else inputs_embeds
+        decoding = cache is not None and cache.get_seq_length() > 0
+        if cache is not None and not decoding:  # a prefix: fresh states for its batch
+            cache.begin(x.shape[0], x.device, self.get_input_embeddings().weight.dtype)
+        if attention_mask is not None:
+            if attention_mask.shape[:2] != x.shape[:2] and not decoding:
+                raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids {tuple(x.shape[:2])}")
+            if decoding or bool(attention_mask.all()):
+                attention_mask = None  # new tokens are real; an all-ones mask changes nothing
+        hidden, all_hidden = self.backbone(input_ids, inputs_embeds, bool(output_hidden_states), attention_mask, cache)
+        return HyenaModelOutput(last_hidden_state=hidden, hidden_states=tuple(all_hidden) if all_hidden else None,
+                                cache=cache)
 
 
 class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
-    """Hyena LM with a (tied) LM head over the padded vocabulary; ``generate`` re-runs the whole
-    prefix each step (Hyena has no recurrent cache in this implementation)."""
+    """Hyena LM with a (tied) LM head over the padded vocabulary. ``generate`` prefills the
+    prompt with the fused kernels and decodes with a :class:`HyenaCache` (per token: the
+    projections, MLP and norms of the new token, and the long convolution incrementally; see
+    ``layers/incremental_conv.py``); ``attention_mask`` makes left-padded batches exact."""
 
     _tied_weights_keys = {"lm_head.weight": "hyena.backbone.embeddings.word_embeddings.weight"}
 
@@ -206,23 +250,62 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, new_embeddings):
         self.lm_head = new_embeddings
 
-    def prepare_inputs_for_generation(self, input_ids, **kwargs):
-        return {"input_ids": input_ids}
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        return False  # no key/value cache: prepare_inputs_for_generation makes a HyenaCache
+
+    def _prepare_cache_for_generation(self, generation_config, model_kwargs, *args, **kwargs):
+        if model_kwargs.get("cache") is not None or model_kwargs.get("past_key_values") is not None:
+            return  # the caller's
+        if generation_config.use_cache is not False and self._can_decode_incrementally():
+            model_kwargs[CACHE_KWARG] = HyenaCache(self)
+
+    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, use_cache=True, **kwargs):
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))
+        seen = 0 if cache is None else cache.get_seq_length()
+        # generating: the padded vocabulary rows (never trained, ids outside the vocabulary) get
+        # no probability
+        return {"input_ids": input_ids[:, seen:], "attention_mask": attention_mask, "cache": cache,
+                "use_cache": cache is not None, "mask_padded_vocab": True}
+
+    def _warn_past_max_length(self, total: int) -> None:
+        limit = min((m.filter_fn.max_length for m in self.modules() if hasattr(m, "filter_fn")), default=total)
+        if total > limit:
+            logger.warning_once(
+                f"decoding past the filters' maximum length {limit}: continuing with the partial-convolution rule "
+                "of extend_context (taps past the trained filter length are zero); call model.extend_context(...) "
+                "to choose the length and the taps explicitly")
+
+    def _can_decode_incrementally(self) -> bool:
+        sparse = any(getattr(m, "frequency_keep", 1.0) < 1.0 for m in self.modules())
+        if sparse:
+            logger.warning_once("frequency-sparse filters: generate re-runs the prefix at every step (no cache)")
+        return not sparse and not self.training
 
     @can_return_tuple
     def forward(self, input_ids=None, labels=None, inputs_embeds=None, output_hidden_states=None,
-                shift_labels=None, num_items_in_batch=None, **kwargs):
-        """``labels`` are the input ids (shifted inside; -100 is ignored) or ``shift_labels`` the
-        already shifted targets; ``num_items_in_batch`` (from ``Trainer`` under gradient
-        accumulation) normalises the summed loss."""
+                num_items_in_batch=None, attention_mask=None, cache=None, use_cache=None, **kwargs):
+        """``labels`` are the input ids (shifted inside; -100 is ignored) or ``shift_labels`` (a
+        keyword, as in transformers' causal LMs: a named argument would make ``Trainer`` expect it
+        in every batch) the already shifted targets; ``num_items_in_batch`` (from ``Trainer``
+        under gradient accumulation) normalises the summed loss."""
+        shift_labels = kwargs.pop("shift_labels", None)
+        cache = cache if cache is not None else kwargs.pop("past_key_values", None)
+        if cache is None and use_cache:
+            cache = HyenaCache(self)
+        if cache is not None:
+            self._warn_past_max_length(cache.get_seq_length() + (input_ids if input_ids is not None else inputs_embeds).shape[1])
         out = self.hyena(input_ids=input_ids, inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states,
-                         return_dict=True)
+                         attention_mask=attention_mask, cache=cache, return_dict=True)
         logits = self.lm_head(out.last_hidden_state).float()
+        if kwargs.get("mask_padded_vocab") and logits.shape[-1] > self.config.vocab_size:
+            logits[..., self.config.vocab_size:] = float("-inf")
         loss = None
         if labels is not None or shift_labels is not None:
             loss = ForCausalLMLoss(logits, labels, logits.shape[-1], num_items_in_batch=num_items_in_batch,
                                    shift_labels=shift_labels)
-        return CausalLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
+        return HyenaCausalLMOutput(loss=loss, logits=logits, hidden_states=out.hidden_states, cache=cache,
+                                   past_key_values=cache)
 
 
 class HyenaForSequenceClassification(HyenaPreTrainedModel):
@@ -239,9 +322,10 @@ class HyenaForSequenceClassification(HyenaPreTrainedModel):
         return self.hyena.get_input_embeddings()
 
     @can_return_tuple
-    def forward(self, input_ids=None, labels=None, inputs_embeds=None, output_hidden_states=None, **kwargs):
+    def forward(self, input_ids=None, labels=None, inputs_embeds=None, output_hidden_states=None,
+                attention_mask=None, **kwargs):
         out = self.hyena(input_ids=input_ids, inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states,
-                         return_dict=True)
+                         attention_mask=attention_mask, return_dict=True)
         logits = self.score(out.last_hidden_state)
         B, L = logits.shape[:2]
         if input_ids is not None and self.config.pad_token_id is not None:

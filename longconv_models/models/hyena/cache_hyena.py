@@ -1,0 +1,61 @@
+"""The decoding cache of the Hyena language models: one :class:`~longconv_models.layers.hyena.HyenaState`
+per layer (short-convolution inputs and the incremental long convolution), with the methods
+``generate`` uses on a cache (length, roll-back for assisted decoding, beam reordering)."""
+
+from __future__ import annotations
+
+import torch
+
+from ...layers.hyena import ROLLBACK_MAX, HyenaState
+
+
+class HyenaCache:
+    """Per-layer decoding states of a Hyena / HyenaDNA model. The states are built by the first
+    forward pass that receives the cache (the prompt: its batch, device and dtype).
+
+    ``direct_max``: prefix length up to which each new token's long-convolution output is a
+    direct dot product with the cached inputs; above it, the tiled method (see
+    ``layers/incremental_conv.py``)."""
+
+    is_compileable = False
+    is_croppable = True
+
+    def __init__(self, model, direct_max: int = 4096):
+        self.mixers = [layer.mixer for layer in model.hyena.backbone.layers]
+        self.direct_max = direct_max
+        self.layers: list[HyenaState] = []
+
+    def begin(self, batch: int, device, dtype) -> None:
+        self.layers = [HyenaState(m, batch, device, dtype, self.direct_max) for m in self.mixers]
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.layers[layer_idx].length if self.layers else 0
+
+    def get_max_cache_shape(self, layer_idx: int = 0):
+        return None  # grows with the sequence
+
+    def crop(self, max_length: int) -> None:
+        """Keep the first ``max_length`` tokens (negative: drop that many from the end)."""
+        n = self.get_seq_length() + max_length if max_length < 0 else max_length
+        for layer in self.layers:
+            layer.crop(n)
+
+    def activate_past_recording(self, recurrent_states_to_keep: int | None = None, **kwargs) -> None:
+        """Assisted decoding: the states roll back up to ``ROLLBACK_MAX`` tokens anyway."""
+        if recurrent_states_to_keep is not None and recurrent_states_to_keep > ROLLBACK_MAX:
+            raise ValueError(f"a HyenaCache rolls back at most {ROLLBACK_MAX} tokens, {recurrent_states_to_keep} asked")
+
+    def get_recurrent_states_to_keep(self) -> int:
+        return 0
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        for layer in self.layers:
+            layer.select(beam_idx.to(layer.pre.device))
+
+    batch_select_indices = reorder_cache
+
+    def memory_bytes(self) -> int:
+        return sum(layer.memory_bytes() for layer in self.layers)
+
+    def __len__(self) -> int:
+        return len(self.layers)
