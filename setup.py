@@ -27,6 +27,7 @@ setup(
     install_requires=[
         "torch>=2.4",
         "transformers>=5.0,<6",
+        "datasets",
         "einops",
         "safetensors",
         "huggingface_hub",

@@ -40,16 +40,16 @@ class RetrievalTrainer(Trainer):
     temperature = 0.05
 
     def compute_loss(self, model, inputs, return_outputs=False, **kwargs):
-        q = model(input_ids=inputs["query_ids"]).pooler_output
-        d = model(input_ids=inputs["doc_ids"]).pooler_output
+        q = model(input_ids=inputs["query_ids"], attention_mask=inputs["query_mask"]).pooler_output
+        d = model(input_ids=inputs["doc_ids"], attention_mask=inputs["doc_mask"]).pooler_output
         sim = F.normalize(q.float(), dim=-1) @ F.normalize(d.float(), dim=-1).T / self.temperature
         loss = F.cross_entropy(sim, torch.arange(len(q), device=sim.device))
         return (loss, {"sim": sim}) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         with torch.no_grad():
-            q = model(input_ids=inputs["query_ids"]).pooler_output
-            d = model(input_ids=inputs["doc_ids"]).pooler_output
+            q = model(input_ids=inputs["query_ids"], attention_mask=inputs["query_mask"]).pooler_output
+            d = model(input_ids=inputs["doc_ids"], attention_mask=inputs["doc_mask"]).pooler_output
         emb = torch.stack([F.normalize(q.float(), dim=-1), F.normalize(d.float(), dim=-1)], 1)
         return None, emb, torch.zeros(len(q), device=emb.device)  # dummy labels: metrics need some
 
@@ -101,9 +101,10 @@ def main(argv=None):
     config = M2BertConfig.from_json_file(args.init_config) if args.init_config else M2BertConfig.from_pretrained(args.model)
     max_length = args.max_length or config.max_position_embeddings
 
-    def encode(texts):
-        return tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_length,
-                         return_tensors="pt", return_token_type_ids=False)["input_ids"]
+    def encode(texts):  # the mask takes effect where config.mask_padding (models trained with this library)
+        enc = tokenizer(list(texts), padding="max_length", truncation=True, max_length=max_length,
+                        return_tensors="pt", return_token_type_ids=False, return_attention_mask=True)
+        return enc["input_ids"], enc["attention_mask"]
 
     if args.task == "classification":
         names = args.labels.split(",") if args.labels else label_names(train_rows)
@@ -116,7 +117,8 @@ def main(argv=None):
         model.config.id2label, model.config.label2id = dict(enumerate(names)), label_ids
 
         def collate(batch):
-            return {"input_ids": encode(r["text"] for r in batch),
+            ids, mask = encode(r["text"] for r in batch)
+            return {"input_ids": ids, "attention_mask": mask,
                     "labels": torch.tensor([label_ids[str(r["label"])] for r in batch])}
 
         trainer_cls, metrics = Trainer, classification_metrics
@@ -124,7 +126,8 @@ def main(argv=None):
         model = M2BertModel(config) if args.init_config else M2BertModel.from_pretrained(args.model)
 
         def collate(batch):
-            return {"query_ids": encode(r["query"] for r in batch), "doc_ids": encode(r["positive"] for r in batch)}
+            (q, qm), (d, dm) = encode(r["query"] for r in batch), encode(r["positive"] for r in batch)
+            return {"query_ids": q, "query_mask": qm, "doc_ids": d, "doc_mask": dm}
 
         trainer_cls, metrics = RetrievalTrainer, retrieval_metrics
 

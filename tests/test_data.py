@@ -4,8 +4,9 @@ or streamed, tokenized in batched map; clear errors for missing columns and unkn
 import gzip
 import json
 
-import datasets
 import pytest
+
+datasets = pytest.importorskip("datasets")
 
 from longconv_models.data import label_names, load_table, read_fasta, tokenize
 from longconv_models.models import HyenaDNATokenizerFast

@@ -134,7 +134,7 @@ def test_generate_matches_stepwise_greedy():
     assert torch.equal(out, seq)
 
 
-def test_m2_bidirectional_and_mask_ignored():
+def test_m2_bidirectional_and_attention_mask():
     model = M2BertModel(tiny_m2()).eval()
     ids = ids_for(model.config, 1, 32)
     changed = ids.clone()
@@ -143,6 +143,18 @@ def test_m2_bidirectional_and_mask_ignored():
     assert not torch.allclose(a[:, :20], b[:, :20])  # bidirectional: earlier positions see the change
     mask = torch.ones_like(ids)
     assert torch.equal(model(ids, attention_mask=mask).last_hidden_state, a)
+    # right padding with the mask: the real positions equal the unpadded row's (pooler included)
+    short = ids[:, :20]
+    padded = torch.cat([short, torch.zeros(1, 12, dtype=torch.long)], 1)
+    pmask = torch.cat([torch.ones(1, 20, dtype=torch.long), torch.zeros(1, 12, dtype=torch.long)], 1)
+    alone, with_pad = model(short), model(padded, attention_mask=pmask)
+    assert torch.allclose(with_pad.last_hidden_state[:, :20], alone.last_hidden_state, atol=1e-5)
+    assert torch.allclose(with_pad.pooler_output, alone.pooler_output, atol=1e-5)
+    # the published checkpoints' configs (remote-code auto_map) keep the original behaviour: mask ignored
+    published = M2BertModel(tiny_m2(auto_map={"AutoModel": "bert_layers.BertModel"})).eval()
+    published.load_state_dict(model.state_dict())
+    assert not published.config.mask_padding
+    assert torch.equal(published(padded, attention_mask=pmask).last_hidden_state, published(padded).last_hidden_state)
 
 
 def test_extend_context_partial_convolution():
@@ -160,7 +172,7 @@ def test_extend_context_partial_convolution():
 
 
 def test_tokenizer_roundtrip(tmp_path):
-    tok = HyenaDNATokenizer(model_max_length=1000)
+    tok = HyenaDNATokenizer(model_max_length=1000, append_eos=True)
     enc = tok(["ACGTN", "ACx"], padding=True)
     assert enc["input_ids"] == [[7, 8, 9, 10, 11, 1], [4, 4, 7, 8, 6, 1]]  # x: not a base
     assert tok.decode([7, 8, 9, 10]) == "ACGT"

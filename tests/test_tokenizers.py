@@ -20,7 +20,7 @@ def dna(n, alphabet="ACGTNacgtn"):
     return "".join(rng.choice(alphabet) for _ in range(n))
 
 
-TEXTS = [
+TEXTS = [  # fast == slow for both settings of append_eos (the pairs below)
     "ACGT", "acgtn", "", "A", dna(3000), "ACGTXUacgu-*", "NNNNnnnn\nACGT", "ΩACG", "AC[MASK]GT[PAD]", "[SEP]",
 ]
 CALLS = [
@@ -34,7 +34,7 @@ CALLS = [
 def pairs():
     pydocs = longconv_models.checkpoints.path("hyena-char-pydocs")
     return [(HyenaDNATokenizer(), HyenaDNATokenizerFast()),
-            (HyenaDNATokenizer(uppercase=False), HyenaDNATokenizerFast(uppercase=False)),
+            (HyenaDNATokenizer(uppercase=False, append_eos=True), HyenaDNATokenizerFast(uppercase=False, append_eos=True)),
             (CharacterTokenizer.from_pretrained(pydocs), AutoTokenizer.from_pretrained(pydocs))]
 
 
@@ -71,9 +71,26 @@ def test_vectorised_path_equals_tokenizers_pipeline():
 
 def test_soft_masked_bases_are_upper_cased_by_default():
     for tok in (HyenaDNATokenizer(), HyenaDNATokenizerFast()):
-        assert tok("acgtn")["input_ids"] == tok("ACGTN")["input_ids"] == [7, 8, 9, 10, 11, 1]
-    published = HyenaDNATokenizerFast(uppercase=False)  # the published tokenizer's behaviour
-    assert published("acgt")["input_ids"] == [6, 6, 6, 6, 1]
+        assert tok("acgtn")["input_ids"] == tok("ACGTN")["input_ids"] == [7, 8, 9, 10, 11]
+    published = HyenaDNATokenizerFast(uppercase=False, append_eos=True)  # the published tokenizer's ids
+    assert published("acgtA")["input_ids"] == [6, 6, 6, 6, 7, 1]
+
+
+def test_prompts_get_an_attention_mask_and_no_eos():
+    for tok in (HyenaDNATokenizer(), HyenaDNATokenizerFast()):
+        enc = tok(["ACGT", "AC"], padding=True)
+        assert enc["input_ids"] == [[7, 8, 9, 10], [4, 4, 7, 8]] and enc["attention_mask"] == [[1] * 4, [0, 0, 1, 1]]
+        training = type(tok)(append_eos=True)  # the published rule for training inputs
+        assert training("ACGT")["input_ids"] == [7, 8, 9, 10, 1]
+
+
+def test_text_generation_pipeline_continues_the_prompt():
+    from transformers import pipeline
+
+    path = longconv_models.checkpoints.path("hyena-char-pydocs")
+    generate = pipeline("text-generation", model=path, device="cpu")
+    out = generate("Return the ", max_new_tokens=12, do_sample=False)[0]["generated_text"]
+    assert out.startswith("Return the ") and len(out) == len("Return the ") + 12 and "[SEP]" not in out
 
 
 @pytest.mark.parametrize("cls", [HyenaDNATokenizer, HyenaDNATokenizerFast])

@@ -11,10 +11,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops import fftconv, short_conv
+from ..ops import fftconv
 from .hyena_filter import HyenaFilter
 from .incremental_conv import IncrementalConv
-from .projections import linear_from_channels_first, project_channels_first, projected_groups
+from .projections import linear_from_channels_first, masked_projected_groups, projected_groups
 
 ROLLBACK_MAX = 64  # tokens a decoding state can roll back (assisted decoding rejects fewer)
 
@@ -24,7 +24,7 @@ class HyenaState:
     of the short convolution (kept for ``ROLLBACK_MAX`` more positions, to roll back) and the
     long convolution's state (:class:`IncrementalConv`)."""
 
-    def __init__(self, op: "HyenaOperator", batch: int, device, dtype, direct_max: int = 4096):
+    def __init__(self, op: "HyenaOperator", batch: int, device, dtype, direct_max: int = 256):
         self.width = op.short_filter.kernel_size[0]
         self.pre = torch.zeros(batch, op.in_proj.out_features, 0, device=device, dtype=dtype)  # in_proj outputs
         self.conv = IncrementalConv(op.filter_fn.causal_taps, op.filter_fn.bias, batch, op.d_model, device, dtype,
@@ -112,15 +112,9 @@ class HyenaOperator(nn.Module):
     def _masked_groups(self, x: Tensor, mask: Tensor | None, state: HyenaState | None):
         """The gated groups with the padding zeroed before the short convolution (its inputs) and
         before the long one (its value); with a ``state``, the prefix is recorded in it."""
-        pre = project_channels_first(x, self.in_proj, 3)
+        (x0, x1, v), pre = masked_projected_groups(x, self.in_proj, self.short_filter, 3, mask)
         if mask is not None:
-            keep = mask[:, None, :].to(pre[0].dtype)
-            pre = [p * keep for p in pre]
-        d, w = self.d_model, self.short_filter
-        x0, x1, v = (short_conv(p, w.weight[g * d:(g + 1) * d], None if w.bias is None else w.bias[g * d:(g + 1) * d],
-                                padding="causal") for g, p in enumerate(pre))
-        if mask is not None:
-            v = v * keep
+            v = v * mask[:, None, :].to(v.dtype)
         if state is not None:
             state.keep_pre(torch.cat(pre, dim=1)[:, :, -(ROLLBACK_MAX + state.width):])
             state.conv.append(x1 * v)

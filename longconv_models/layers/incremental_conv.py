@@ -43,11 +43,13 @@ class IncrementalConv:
     """
 
     def __init__(self, taps: Callable[[int], Tensor], bias: Tensor | None, batch: int, channels: int,
-                 device: torch.device, dtype: torch.dtype, direct_max: int = 4096):
+                 device: torch.device, dtype: torch.dtype, direct_max: int = 256):
         self.taps_fn, self.bias = taps, None if bias is None else bias.detach().float()
         self.batch, self.channels, self.device, self.dtype = batch, channels, device, dtype
         self.direct_max = direct_max
         self.h = torch.zeros(channels, 0, device=device)  # taps, fp32
+        self.h_rev = self.h  # the same taps reversed: h_rev[:, -1 - j] = h[:, j] (the direct form reads a slice)
+        self.toeplitz: dict[int, Tensor] = {}  # small tiles: U -> (channels, U, U) taps at gaps U + p - j
         self.u = torch.zeros(batch, channels, 0, device=device, dtype=dtype)  # inputs
         self.acc: Tensor | None = None  # tiled: pending contributions per output position, fp32
         self.n = 0
@@ -57,6 +59,7 @@ class IncrementalConv:
         if self.h.shape[1] < length:
             size = max(length, 2 * self.h.shape[1], 64)
             self.h = self.taps_fn(size).detach().float().to(self.device)
+            self.h_rev = self.h.flip(-1).contiguous()
 
     def _ensure_inputs(self, length: int) -> None:
         if self.u.shape[2] < length:
@@ -71,7 +74,7 @@ class IncrementalConv:
             self.acc = grown
 
     def memory_bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.h, self.u, self.acc) if t is not None)
+        return sum(t.numel() * t.element_size() for t in (self.h, self.h_rev, self.u, self.acc) if t is not None)
 
     # -- public ----------------------------------------------------------------------------
     @property
@@ -101,7 +104,8 @@ class IncrementalConv:
             self._add_tile(self.n)
         else:  # y[t] = sum_s h[t - s] u[s]: the inputs against the reversed first t + 1 taps
             self._ensure_taps(t + 1)
-            y = torch.einsum("bds,ds->bd", self.u[:, :, : t + 1].float(), self.h[:, : t + 1].flip(-1))
+            taps = self.h_rev[:, self.h_rev.shape[1] - t - 1:]  # h[t], ..., h[0]
+            y = torch.einsum("bds,ds->bd", self.u[:, :, : t + 1].float(), taps)
             if self.n > self.direct_max:
                 self._start_tiled()
         return y if self.bias is None else y + self.bias * uf
@@ -140,9 +144,10 @@ class IncrementalConv:
         self._ensure_taps(2 * U)
         w = self.u[:, :, m - U: m]
         if U <= TILE_DIRECT_MAX:
-            # G[p', j] = h[U + p' - j]: gaps 1 .. 2U - 1
-            idx = U + torch.arange(U, device=self.device)[:, None] - torch.arange(U, device=self.device)[None, :]
-            contrib = torch.einsum("bdj,dpj->bdp", w.float(), self.h[:, idx])
+            if U not in self.toeplitz:  # G[p', j] = h[U + p' - j]: gaps 1 .. 2U - 1
+                idx = U + torch.arange(U, device=self.device)[:, None] - torch.arange(U, device=self.device)[None, :]
+                self.toeplitz[U] = self.h[:, idx]
+            contrib = torch.einsum("bdj,dpj->bdp", w.float(), self.toeplitz[U])
         else:
             # causal conv of [w, 0] with h[:2U]: outputs U .. 2U - 1 are the contributions
             padded = torch.cat([w, torch.zeros_like(w)], dim=2)

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from ..ops import fftconv
 from .hyena_filter import HyenaFilter
-from .projections import _cast, _compute_dtype, linear_from_channels_first, projected_groups
+from .projections import _cast, _compute_dtype, linear_from_channels_first, masked_projected_groups, projected_groups
 
 
 class BlockdiagLinear(nn.Module):
@@ -110,11 +110,19 @@ class MonarchMixerSequenceMixing(nn.Module):
         self.filter_fn2 = HyenaFilter(d_model, **kw) if residual_long_conv else None
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, u: Tensor) -> Tensor:
+    def forward(self, u: Tensor, attention_mask: Tensor | None = None) -> Tensor:
+        """u (B, L, H); ``attention_mask`` (B, L), 0 at padding: then the padding reaches no
+        real position through either convolution (the short one's inputs, the gated value and
+        the residual branch's input are zeroed there)."""
         if self.training_additions:
             u = self.layernorm(u)
         L = u.shape[1]
-        x1, x2, v = projected_groups(u, self.in_linear, self.short_filter, 3)  # each (B, H, L)
+        if attention_mask is None:
+            x1, x2, v = projected_groups(u, self.in_linear, self.short_filter, 3)  # each (B, H, L)
+        else:
+            (x1, x2, v), _ = masked_projected_groups(u, self.in_linear, self.short_filter, 3, attention_mask)
+            v = v * attention_mask[:, None, :].to(v.dtype)
+            u = u * attention_mask[:, :, None].to(u.dtype)
         y = fftconv(v, **self.filter_fn.conv_args(L), pre_gate=x1, post_gate=x2)
         if self.filter_fn2 is not None:
             y = y + fftconv(u.transpose(1, 2), **self.filter_fn2.conv_args(L))  # one copy, with autocast's cast

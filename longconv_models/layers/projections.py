@@ -117,3 +117,18 @@ def projected_groups(x: Tensor, linear: nn.Linear, short_filter: nn.Conv1d, grou
         bias = None if short_filter.bias is None else short_filter.bias[rows]
         out.append(short_conv(p, short_filter.weight[rows], bias, padding="causal"))
     return out
+
+
+def masked_projected_groups(x: Tensor, linear: nn.Linear, short_filter: nn.Conv1d, groups: int,
+                            mask: Tensor | None) -> tuple[list[Tensor], list[Tensor]]:
+    """:func:`projected_groups` with the padding (``mask`` (B, L) == 0) zeroed in the short
+    convolution's inputs, so that it reaches no real position; also returns those inputs."""
+    pre = list(project_channels_first(x, linear, groups))
+    if mask is not None:
+        keep = mask[:, None, :].to(pre[0].dtype)
+        pre = [p * keep for p in pre]
+    d = linear.out_features // groups
+    w, b = short_filter.weight, short_filter.bias
+    out = [short_conv(p, w[g * d:(g + 1) * d], None if b is None else b[g * d:(g + 1) * d], padding="causal")
+           for g, p in enumerate(pre)]
+    return out, pre

@@ -20,7 +20,7 @@ class HyenaCache:
     is_compileable = False
     is_croppable = True
 
-    def __init__(self, model, direct_max: int = 4096):
+    def __init__(self, model, direct_max: int = 256):
         self.mixers = [layer.mixer for layer in model.hyena.backbone.layers]
         self.direct_max = direct_max
         self.layers: list[HyenaState] = []

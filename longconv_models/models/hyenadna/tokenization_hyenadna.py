@@ -3,8 +3,11 @@ vocabulary of 12 ids), each as a Python tokenizer and a fast one backed by ``tok
 (the same ids; ``AutoTokenizer`` returns the fast one).
 
 Ids: [CLS]=0, [SEP]=1, [BOS]=2, [MASK]=3, [PAD]=4, [RESERVED]=5, [UNK]=6, then the characters
-in order (HyenaDNA: A=7, C=8, G=9, T=10, N=11). Special tokens are added as ``sequence + [SEP]``
-(the published tokenizer's rule); padding is on the left (for causal models). With
+in order (HyenaDNA: A=7, C=8, G=9, T=10, N=11). A sequence gets no special tokens by default, so
+a prompt is continued, not ended; ``append_eos=True`` appends [SEP] (the EOS token) to every
+sequence, as the published HyenaDNA tokenizer and its training inputs do. A pair is
+``A [SEP] B`` (``A [SEP] B [SEP]`` with ``append_eos``). Padding is on the left (for causal
+models); an attention mask comes with every encoding. With
 ``uppercase=True`` (HyenaDNA's default) lower-case input is upper-cased first: genome files
 soft-mask repeats in lower case, and the published vocabulary has upper-case bases only.
 Characters outside the alphabet map to [UNK] with a warning that names them.
@@ -46,11 +49,11 @@ class _CharacterVocabulary:
     the unknown-character warning and the vocabulary file."""
 
     vocab_files_names = {"vocab_file": "vocab.json"}
-    model_input_names = ["input_ids"]
+    model_input_names = ["input_ids", "attention_mask"]
 
-    def _setup(self, characters, uppercase):
+    def _setup(self, characters, uppercase, append_eos):
         self.characters = list(characters)
-        self.uppercase = uppercase
+        self.uppercase, self.append_eos = uppercase, append_eos
         self._vocab = {tok: i for i, tok in enumerate(SPECIAL + self.characters)}
         self._ids = {i: tok for tok, i in self._vocab.items()}
         alphabet = "".join(re.escape(c) for c in self.characters)
@@ -86,11 +89,12 @@ class CharacterTokenizer(_CharacterVocabulary, PreTrainedTokenizer):
     """One token per character (Python implementation; see the module docstring for the ids)."""
 
     def __init__(self, vocab_file=None, characters=(), model_max_length=1024, padding_side="left",
-                 uppercase=False, **kwargs):
-        self._setup(_read_characters(vocab_file, characters), uppercase)
+                 uppercase=False, append_eos=False, **kwargs):
+        self._setup(_read_characters(vocab_file, characters), uppercase, append_eos)
         for k, v in SPECIAL_TOKENS.items():
             kwargs.setdefault(k, v)
-        super().__init__(model_max_length=model_max_length, padding_side=padding_side, uppercase=uppercase, **kwargs)
+        super().__init__(model_max_length=model_max_length, padding_side=padding_side, uppercase=uppercase,
+                         append_eos=append_eos, **kwargs)
 
     def _tokenize(self, text, **kwargs):
         self._warn_unknown(text)
@@ -106,20 +110,27 @@ class CharacterTokenizer(_CharacterVocabulary, PreTrainedTokenizer):
         return "".join(tokens)
 
     def build_inputs_with_special_tokens(self, token_ids_0, token_ids_1=None):
-        sep = [self.sep_token_id]
-        out = token_ids_0 + sep
-        return out if token_ids_1 is None else out + token_ids_1 + sep
+        eos = [self.sep_token_id] if self.append_eos else []
+        if token_ids_1 is None:
+            return token_ids_0 + eos
+        return token_ids_0 + [self.sep_token_id] + token_ids_1 + eos
 
     def get_special_tokens_mask(self, token_ids_0, token_ids_1=None, already_has_special_tokens=False):
         if already_has_special_tokens:
             return [1 if t in self.all_special_ids else 0 for t in token_ids_0]
-        mask = [0] * len(token_ids_0) + [1]
-        return mask if token_ids_1 is None else mask + [0] * len(token_ids_1) + [1]
+        eos = [1] if self.append_eos else []
+        if token_ids_1 is None:
+            return [0] * len(token_ids_0) + eos
+        return [0] * len(token_ids_0) + [1] + [0] * len(token_ids_1) + eos
+
+    def num_special_tokens_to_add(self, pair=False):
+        return int(self.append_eos) + int(pair)
 
 
-def build_backend(characters, uppercase: bool) -> Tokenizer:
+def build_backend(characters, uppercase: bool, append_eos: bool) -> Tokenizer:
     """The ``tokenizers`` pipeline equal to :class:`CharacterTokenizer`: upper-case the letters
-    of the alphabet, split into single characters, look each up (unknown -> [UNK]), append [SEP]."""
+    of the alphabet, split into single characters, look each up (unknown -> [UNK]), [SEP] between
+    a pair and, with ``append_eos``, after each sequence."""
     vocab = {tok: i for i, tok in enumerate(SPECIAL + list(characters))}
     backend = Tokenizer(WordLevel(vocab, unk_token="[UNK]"))
     if uppercase:
@@ -127,8 +138,10 @@ def build_backend(characters, uppercase: bool) -> Tokenizer:
         backend.normalizer = normalizers.Sequence([normalizers.Replace(c, c.upper()) for c in lower])
     backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     backend.decoder = decoders.Fuse()
+    eos = " [SEP]:{}" if append_eos else ""
     backend.post_processor = processors.TemplateProcessing(
-        single="$A:0 [SEP]:0", pair="$A:0 [SEP]:0 $B:1 [SEP]:1", special_tokens=[("[SEP]", vocab["[SEP]"])])
+        single="$A:0" + eos.format(0), pair="$A:0 [SEP]:0 $B:1" + eos.format(1),
+        special_tokens=[("[SEP]", vocab["[SEP]"])])
     return backend
 
 
@@ -139,14 +152,15 @@ class CharacterTokenizerFast(_CharacterVocabulary, TokenizersBackend):
     slow_tokenizer_class = CharacterTokenizer
 
     def __init__(self, vocab_file=None, characters=(), model_max_length=1024, padding_side="left",
-                 uppercase=False, **kwargs):
+                 uppercase=False, append_eos=False, **kwargs):
         for unused in ("vocab", "merges", "tokenizer_file", "tokenizer_object"):  # rebuilt from the characters
             kwargs.pop(unused, None)
-        self._setup(_read_characters(vocab_file, characters), uppercase)
-        self._tokenizer = build_backend(self.characters, uppercase)
+        self._setup(_read_characters(vocab_file, characters), uppercase, append_eos)
+        self._tokenizer = build_backend(self.characters, uppercase, append_eos)
         for k, v in SPECIAL_TOKENS.items():
             kwargs.setdefault(k, v)
-        super().__init__(model_max_length=model_max_length, padding_side=padding_side, uppercase=uppercase, **kwargs)
+        super().__init__(model_max_length=model_max_length, padding_side=padding_side, uppercase=uppercase,
+                         append_eos=append_eos, **kwargs)
 
         # Code point -> id table for the vectorised path; unknown and larger code points -> [UNK].
         codes = [ord(c) for c in self.characters if len(c) == 1]
@@ -192,19 +206,22 @@ class CharacterTokenizerFast(_CharacterVocabulary, TokenizersBackend):
         # One character per token: the ids are a table lookup (the same ids as the pipeline, which
         # the tests check); then transformers' own truncation rule and padding.
         unk, sep = self._vocab["[UNK]"], self._vocab["[SEP]"]
+        eos = 1 if add_special_tokens and self.append_eos else 0
         budget = None
         if truncation_strategy != TruncationStrategy.DO_NOT_TRUNCATE and max_length is not None:
-            budget = max_length - (1 if add_special_tokens else 0)
+            budget = max_length - eos
         rows = []
         for t in texts:
             if budget is not None and len(t) > budget:
                 t = t[:budget] if self.truncation_side == "right" else t[len(t) - budget:]
-            ids = self._lookup(t, extra=1 if add_special_tokens else 0)
-            if add_special_tokens:
+            ids = self._lookup(t, extra=eos)
+            if eos:
                 ids[-1] = sep
             if (ids == unk).any():
                 self._warn_unknown(t)
             rows.append(ids)
+        if return_attention_mask is None:
+            return_attention_mask = "attention_mask" in self.model_input_names
         if padding_strategy == PaddingStrategy.DO_NOT_PAD:  # skip pad(): no per-element Python work
             if return_tensors:
                 if len({len(r) for r in rows}) > 1:
@@ -230,9 +247,9 @@ _BACKEND_ONLY = ("return_overflowing_tokens", "return_special_tokens_mask", "ret
 
 
 class HyenaDNATokenizer(CharacterTokenizer):
-    """HyenaDNA's tokenizer (Python): A=7, C=8, G=9, T=10, N=11 after the 7 special tokens; ids as
-    the published tokenizer, except that lower-case (soft-masked) bases are upper-cased
-    (``uppercase=False`` restores the published behaviour: they become [UNK])."""
+    """HyenaDNA's tokenizer (Python): A=7, C=8, G=9, T=10, N=11 after the 7 special tokens. The
+    published tokenizer's ids are ``HyenaDNATokenizer(append_eos=True, uppercase=False)``; by
+    default prompts get no [SEP] and lower-case (soft-masked) bases are upper-cased."""
 
     def __init__(self, vocab_file=None, characters=DEFAULT_CHARACTERS, uppercase=True, **kwargs):
         super().__init__(vocab_file=vocab_file, characters=characters, uppercase=uppercase, **kwargs)

@@ -28,6 +28,11 @@ class M2BertConfig(PreTrainedConfig):
         use_positional_encodings (`bool`, True): learned absolute position embeddings.
         hyena_training_additions (`bool`, False): LayerNorm at the mixer input (m2-bert-80M).
         pool_all (`bool`, False): pool by masked mean instead of the CLS token.
+        mask_padding (`bool`, *optional*): the attention mask zeroes the padding inside the mixers,
+            so a padded row gives the outputs of the row alone. Default: True, except for the
+            published checkpoints' configs (those with a remote-code ``auto_map``), whose models
+            were trained with the padding visible (inputs padded to ``max_position_embeddings``,
+            the mask ignored) and keep that behaviour unless this is set.
         tie_word_embeddings (`bool`, True): the MLM decoder shares the word embedding matrix.
     """
 
@@ -59,6 +64,7 @@ class M2BertConfig(PreTrainedConfig):
         use_positional_encodings: bool = True,
         hyena_training_additions: bool = False,
         pool_all: bool = False,
+        mask_padding: bool | None = None,
         classifier_dropout: float | None = None,
         pad_token_id: int = 0,
         tie_word_embeddings: bool = True,
@@ -88,6 +94,7 @@ class M2BertConfig(PreTrainedConfig):
         self.use_positional_encodings = use_positional_encodings
         self.hyena_training_additions = hyena_training_additions
         self.pool_all = pool_all
+        self.mask_padding = (not kwargs.get("auto_map")) if mask_padding is None else mask_padding
         self.classifier_dropout = classifier_dropout
         if _is_text_encoder(kwargs.get("architectures"), kwargs.get("auto_map")):
             kwargs["architectures"] = ["M2BertForTextEncoding"]

@@ -126,8 +126,8 @@ class M2BertLayer(GradientCheckpointingLayer):
         )
         self.mlp = M2BertGLUMLP(config)
 
-    def forward(self, hidden_states):
-        return self.mlp(self.attention(hidden_states))
+    def forward(self, hidden_states, attention_mask=None):
+        return self.mlp(self.attention(hidden_states, attention_mask))
 
 
 class M2BertEncoder(nn.Module):
@@ -135,12 +135,13 @@ class M2BertEncoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList([M2BertLayer(config) for _ in range(config.num_hidden_layers)])
 
-    def forward(self, hidden, output_hidden_states=False):
+    def forward(self, hidden, output_hidden_states=False, attention_mask=None):
         all_hidden = [] if output_hidden_states else None
         for layer in self.layer:
             if output_hidden_states:
                 all_hidden.append(hidden)
-            hidden = layer(hidden)  # a GradientCheckpointingLayer: gradient_checkpointing_enable() applies
+            # a GradientCheckpointingLayer: gradient_checkpointing_enable() applies
+            hidden = layer(hidden, attention_mask)
         if output_hidden_states:
             all_hidden.append(hidden)
         return hidden, all_hidden
@@ -211,7 +212,10 @@ class M2BertModel(M2BertPreTrainedModel):
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
         hidden = self.embeddings(input_ids, token_type_ids, inputs_embeds)
-        hidden, all_hidden = self.encoder(hidden, bool(output_hidden_states))
+        mixer_mask = attention_mask
+        if not self.config.mask_padding or (attention_mask is not None and bool(attention_mask.all())):
+            mixer_mask = None  # the published behaviour (see M2BertConfig.mask_padding), or nothing to mask
+        hidden, all_hidden = self.encoder(hidden, bool(output_hidden_states), mixer_mask)
         pooled = self.pooler(hidden, attention_mask) if self.pooler is not None else None
         hs = tuple(all_hidden) if all_hidden else None
         return BaseModelOutputWithPooling(last_hidden_state=hidden, pooler_output=pooled, hidden_states=hs)

@@ -1,0 +1,131 @@
+"""Cached generation vs full recompute: ms per token and tokens/s against the prefix length.
+
+    python benchmarks/bench_generate.py                 # GPU: HyenaDNA small-32k config, extended
+    python benchmarks/bench_generate.py --device cpu    # CPU: the shipped character Hyena LM
+
+Per (prefix length, batch): the prefill of the prompt (fused path), then ``--steps`` decoding
+steps with the :class:`HyenaCache` (median ms per step; wall clock with a device sync per step,
+what ``generate`` pays), the cost of one full-recompute step (a forward over prefix + 1 tokens,
+what ``generate(use_cache=False)`` pays per token), and the cache's memory. GPU runs use bf16
+weights. Also the end-to-end ``generate`` of ``--new`` tokens on the CPU row set (the quickstart's
+case). JSON with ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+import longconv_models as lcm
+from longconv_models.models import HyenaDNAConfig, HyenaDNAForCausalLM
+from longconv_models.models.hyena.cache_hyena import HyenaCache
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device, reps=3):
+    times = []
+    for _ in range(reps):
+        sync(device)
+        t = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def build(device):
+    if device == "cuda":  # LongSafari/hyenadna-small-32k-seqlen shape, filters extended
+        model = HyenaDNAForCausalLM(HyenaDNAConfig(d_model=256, n_layer=4, max_seq_len=32770, emb_dim=5,
+                                                   filter_order=64, activation_freq=10, embed_dropout=0.0))
+        return model.to(device, torch.bfloat16).eval(), 12
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(lcm.checkpoints.path("hyena-char-pydocs")).eval()
+    return model, model.config.vocab_size
+
+
+@torch.no_grad()
+def row(model, vocab, device, prefix, batch, steps, recompute):
+    lo = 7 if vocab == 12 else 8
+    ids = torch.randint(lo, vocab, (batch, prefix), device=device)
+    cache = HyenaCache(model)
+    prefill_s = timed(lambda: model(ids, cache=cache, use_cache=True), device, reps=1)
+    token = torch.randint(lo, vocab, (batch, 1), device=device)
+    times = []
+    for _ in range(steps):
+        sync(device)
+        t = time.perf_counter()
+        model(token, cache=cache, use_cache=True)
+        sync(device)
+        times.append(time.perf_counter() - t)
+    ms = statistics.median(times[2:] if steps > 4 else times) * 1e3
+    out = dict(prefix=prefix, batch=batch, prefill_s=round(prefill_s, 4), cached_ms_per_token=round(ms, 3),
+               cached_tokens_per_s=round(batch * 1e3 / ms, 1), cache_mib=round(cache.memory_bytes() / 2**20, 1),
+               tiled=cache.layers[0].conv.tiled)
+    del cache
+    if recompute:
+        full = torch.randint(lo, vocab, (batch, prefix + 1), device=device)
+        rs = timed(lambda: model(full), device, reps=2 if prefix < 2**19 else 1) * 1e3
+        out.update(recompute_ms_per_token=round(rs, 2), speedup=round(rs / ms, 1))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--prefixes", default=None)
+    ap.add_argument("--batches", default=None)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--new", type=int, default=200)
+    ap.add_argument("--out")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    model, vocab = build(args.device)
+    gpu = args.device == "cuda"
+    prefixes = [int(x) for x in (args.prefixes or ("1024,16384,131072,1048576" if gpu else "100,1000,4000")).split(",")]
+    batches = [int(x) for x in (args.batches or ("1,64" if gpu else "1")).split(",")]
+    model.extend_context(max(prefixes) + args.steps + 8)
+    rows = []
+    print(f"{'prefix':>8} {'batch':>5} {'prefill s':>9} {'cached ms/tok':>13} {'tok/s':>9} {'recompute ms':>12} "
+          f"{'speed-up':>8} {'cache MiB':>9} {'tiled':>5}")
+    for prefix in prefixes:
+        for batch in batches:
+            try:
+                r = row(model, vocab, args.device, prefix, batch, args.steps, recompute=True)
+            except torch.OutOfMemoryError:
+                r = dict(prefix=prefix, batch=batch, error="out of memory")
+                torch.cuda.empty_cache()
+            rows.append(r)
+            if "error" in r:
+                print(f"{prefix:>8} {batch:>5}  out of memory")
+                continue
+            print(f"{prefix:>8} {batch:>5} {r['prefill_s']:>9.3f} {r['cached_ms_per_token']:>13.3f} "
+                  f"{r['cached_tokens_per_s']:>9.1f} {r.get('recompute_ms_per_token', 0):>12.2f} "
+                  f"{r.get('speedup', 0):>8.1f} {r['cache_mib']:>9.1f} {str(r['tiled']):>5}")
+    result = {"device": torch.cuda.get_device_name() if gpu else "cpu", "rows": rows}
+    if not gpu:  # the quickstart's generation, end to end
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(lcm.checkpoints.path("hyena-char-pydocs"))
+        ids = tok("Return the ", return_tensors="pt", add_special_tokens=False).input_ids
+        for use_cache in (True, False):
+            s = timed(lambda: model.generate(ids, max_new_tokens=args.new, min_new_tokens=args.new, do_sample=False,
+                                             use_cache=use_cache), "cpu", reps=1)
+            result[f"generate_{args.new}_{'cached' if use_cache else 'recompute'}_s"] = round(s, 3)
+            print(f"generate {args.new} tokens, {'cached' if use_cache else 'recompute'}: {s:.2f} s "
+                  f"({args.new / s:.0f} tokens/s)")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
