@@ -170,21 +170,22 @@ class CharacterTokenizerFast(_CharacterVocabulary, TokenizersBackend):
                 self._table[ord(c)] = self._vocab[c]
                 if uppercase and c.lower() != c and len(c.lower()) == 1:
                     self._table[ord(c.lower())] = self._vocab[c]
+        # ASCII text with fewer than 256 ids: bytes.translate does the lookup (C, one pass)
+        self._bytes_table = bytes(self._table[:256].tolist()) if len(self._vocab) <= 256 else None
 
     def _save_pretrained(self, save_directory, file_names, legacy_format=None, filename_prefix=None):
         # tokenizer.json for the tokenizers pipeline, and vocab.json, from which both classes load
         files = super()._save_pretrained(save_directory, file_names, legacy_format, filename_prefix)
         return files + self.save_vocabulary(save_directory, filename_prefix)
 
-    def _lookup(self, text: str, extra: int = 0) -> np.ndarray:
-        """Ids of the characters of ``text``, in an array with ``extra`` free slots at the end."""
-        if text.isascii():  # bytes index the table directly (the common case, and the fastest)
-            codes = np.frombuffer(text.encode("ascii"), dtype=np.uint8)
-        else:
-            codes = np.minimum(np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32), len(self._table) - 1)
-        out = np.empty(len(codes) + extra, dtype=np.int64)
-        np.take(self._table, codes, out=out[: len(codes)])
-        return out
+    def _lookup(self, text: str) -> np.ndarray:
+        """Ids of the characters of ``text`` (uint8 for ASCII text and a small vocabulary)."""
+        if text.isascii():
+            data = text.encode("ascii")
+            if self._bytes_table is not None:
+                return np.frombuffer(data.translate(self._bytes_table), dtype=np.uint8)
+            return self._table[np.frombuffer(data, dtype=np.uint8).astype(np.intp)]
+        return np.take(self._table, np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32), mode="clip")
 
     def _encode_plus(self, text, text_pair=None, add_special_tokens=True, padding_strategy=PaddingStrategy.DO_NOT_PAD,
                      truncation_strategy=TruncationStrategy.DO_NOT_TRUNCATE, max_length=None, stride=0,
@@ -214,9 +215,7 @@ class CharacterTokenizerFast(_CharacterVocabulary, TokenizersBackend):
         for t in texts:
             if budget is not None and len(t) > budget:
                 t = t[:budget] if self.truncation_side == "right" else t[len(t) - budget:]
-            ids = self._lookup(t, extra=eos)
-            if eos:
-                ids[-1] = sep
+            ids = self._lookup(t)
             if (ids == unk).any():
                 self._warn_unknown(t)
             rows.append(ids)
@@ -226,19 +225,28 @@ class CharacterTokenizerFast(_CharacterVocabulary, TokenizersBackend):
             if return_tensors:
                 if len({len(r) for r in rows}) > 1:
                     raise ValueError("sequences of different lengths cannot form one tensor: pass padding=True")
-                data = {"input_ids": np.stack(rows)}
+                stacked = np.stack(rows).astype(np.int64)
+                data = {"input_ids": np.pad(stacked, ((0, 0), (0, 1)), constant_values=sep) if eos else stacked}
             else:
-                data = {"input_ids": [r.tolist() for r in rows] if not isinstance(text, str) else rows[0].tolist()}
+                lists = [_as_list(r, sep if eos else None) for r in rows]
+                data = {"input_ids": lists if not isinstance(text, str) else lists[0]}
             if return_attention_mask:
                 ids = data["input_ids"]
                 data["attention_mask"] = np.ones_like(ids) if return_tensors else (
                     [[1] * len(r) for r in ids] if not isinstance(text, str) else [1] * len(ids))
             return BatchEncoding(data, tensor_type=return_tensors)
-        rows = [r.tolist() for r in rows]
+        rows = [_as_list(r, sep if eos else None) for r in rows]
         return self.pad({"input_ids": rows if not isinstance(text, str) or return_tensors else rows[0]},
                         padding=padding_strategy, max_length=max_length, pad_to_multiple_of=pad_to_multiple_of,
                         padding_side=padding_side, return_attention_mask=return_attention_mask,
                         return_tensors=return_tensors)
+
+
+def _as_list(ids: np.ndarray, eos: int | None) -> list[int]:
+    out = ids.tolist()
+    if eos is not None:
+        out.append(eos)
+    return out
 
 
 # Requests only the tokenizers pipeline answers (offsets, overflow, masks of special tokens, ...).
