@@ -59,7 +59,7 @@ def main(argv=None):
     tok = AutoTokenizer.from_pretrained(path)
     print(f"\n== {type(mlm).__name__} ({sum(p.numel() for p in mlm.parameters()) / 1e6:.2f}M params) from {path}")
     fill = pipeline("fill-mask", model=mlm, tokenizer=tok, device=args.device)
-    for text in ("Return the [MASK] of the list.", "Raise a [MASK] if the file does not exist."):
+    for text in ("Return the [MASK] of the list.", "Return a [MASK] of the string."):
         guesses = ", ".join(f"{g['token_str']} ({g['score']:.2f})" for g in fill(text, top_k=3))
         print(f"{text!r}: {guesses}")
 

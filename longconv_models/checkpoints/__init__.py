@@ -5,7 +5,7 @@
 * ``hyenadna-tiny-synthetic``: HyenaDNA (0.87M parameters, 1K context) on a synthetic genome
   (``examples/data/corpora.py``); 1.67 bits/base on held-out DNA (uniform: 2.0).
 * ``m2-bert-tiny-pydocs``: M2-BERT masked LM (1.14M parameters, 128 tokens) with its own
-  lower-cased WordPiece tokenizer, on the same docstrings; fill-mask and sentence embeddings.
+  lower-cased WordPiece tokenizer, on the same docstrings; 6.83 bits per masked token held out.
 
 Model cards: ``model_cards/``. Reproduce with ``examples/train_embedded.py``.
 """
