@@ -157,6 +157,15 @@ def test_m2_bidirectional_and_attention_mask():
     assert torch.equal(published(padded, attention_mask=pmask).last_hidden_state, published(padded).last_hidden_state)
 
 
+def test_extend_context_is_saved(tmp_path):
+    model = HyenaDNAForCausalLM(tiny_hyenadna()).eval()
+    model.extend_context(200, filter_length=40)
+    ids = torch.randint(7, 12, (1, 150))
+    model.save_pretrained(tmp_path)
+    again = HyenaDNAForCausalLM.from_pretrained(tmp_path).eval()
+    assert torch.equal(again(ids).logits, model(ids).logits)
+
+
 def test_extend_context_partial_convolution():
     model = HyenaDNAForCausalLM(tiny_hyenadna()).eval()
     ids = torch.randint(7, 11, (1, 200))

@@ -179,7 +179,9 @@ class HyenaPreTrainedModel(FrequencySparseMixin, PreTrainedModel):
         for m in self.modules():
             if hasattr(m, "filter_fn"):
                 m.filter_fn.extend_context(max_length, filter_length)
+        # recorded in the config: a saved extended model reloads extended
         self.config.max_context_length = max_length
+        self.config.context_filter_length = filter_length
 
 
 class HyenaModel(HyenaPreTrainedModel):
@@ -191,6 +193,9 @@ class HyenaModel(HyenaPreTrainedModel):
         for layer in self.backbone.layers:
             layer.mixer.out_proj._is_residual_proj = True
             layer.mlp.fc2._is_residual_proj = True
+            if getattr(config, "max_context_length", None):  # saved after extend_context
+                layer.mixer.filter_fn.extend_context(config.max_context_length,
+                                                     getattr(config, "context_filter_length", None))
         self.post_init()
 
     def get_input_embeddings(self):
