@@ -1,5 +1,5 @@
 """CPU checks of the fused kernel's layouts: the numpy model of its fragment dataflow
-(tests/kernel_model.py, same stages and index math as longconv_models/kernels/fftconv/fftconv_kernel.cuh)
+(tests/kernels/kernel_model.py, same stages and index math as longconv_models/kernels/fftconv/fftconv_kernel.cuh)
 computes the convolution, and the shared-memory swizzle is bank-conflict free."""
 
 import numpy as np

@@ -449,7 +449,7 @@ def test_long_fftconv_backward(N, gated):
 @pytest.mark.parametrize("N", LONG_TEST_SIZES)
 def test_long_layout_kernels_match_reference_layout(N):
     """The CUDA filter -> inner-slot gather and accumulator -> spectrum-gradient kernels against
-    their torch definitions (which tests/test_long_model.py checks against the op)."""
+    their torch definitions (which tests/kernels/test_long_model.py checks against the op)."""
     from longconv_models import extension
     from longconv_models.kernels_api import kernel_spectrum, spectrum_grad_from_slots
     from longconv_models.kernels_long import long_plan

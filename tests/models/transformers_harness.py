@@ -4,7 +4,7 @@ of the installed transformers version (``pip download``, cached under ``~/.cache
 The sdist ships ``tests/test_modeling_common.py`` but not two modules it imports:
 ``exporters/test_export.py`` (``ExportTesterMixin``: torch.export tests, covered by our own
 ``test_torch_export_dynamic_length``) and ``generation/test_utils.py`` (``GenerationTesterMixin``:
-generate tests, covered by ``tests/test_models.py``). They are stood in for by empty mixins, so
+generate tests, covered by ``tests/models/test_generation.py``). They are stood in for by empty mixins, so
 those tests are absent rather than skipped; every other common test runs.
 """
 
