@@ -65,8 +65,8 @@ class HyenaOperator(nn.Module):
     def __init__(
         self,
         d_model: int,
-        l_max: int,
-        order: int = 2,
+        max_seq_len: int,
+        hyena_order: int = 2,
         filter_order: int = 64,
         emb_dim: int = 3,
         short_filter_order: int = 3,
@@ -80,15 +80,16 @@ class HyenaOperator(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        if order != 2:
+        if hyena_order != 2:
             raise NotImplementedError("only order-2 Hyena (the published models) is implemented")
-        self.d_model, self.l_max = d_model, l_max
-        inner = d_model * (order + 1)
+        self.d_model = d_model
+        inner = d_model * (hyena_order + 1)
         self.in_proj = nn.Linear(d_model, inner)
         self.out_proj = nn.Linear(d_model, d_model)
         self.short_filter = nn.Conv1d(inner, inner, short_filter_order, groups=inner, padding=short_filter_order - 1)
         self.filter_fn = HyenaFilter(
-            d_model * (order - 1), emb_dim=emb_dim, order=filter_order, seq_len=l_max, w=activation_freq,
+            d_model * (hyena_order - 1), emb_dim=emb_dim, filter_order=filter_order, max_seq_len=max_seq_len,
+            w=activation_freq,
             num_inner_mlps=num_inner_mlps, train_freq=train_freq, train_pos_emb=train_pos_emb,
             modulate=modulate, shift=modulation_shift, use_bias=use_bias,
         )

@@ -21,14 +21,14 @@ class PositionalEmbedding(nn.Module):
     """z = [t, cos(f w), -sin(f w)] for L_max positions, with t in [0, 1], w = 2 pi n / L_max and
     (emb_dim - 1) // 2 frequencies f evenly spaced on [1e-4, bands - 1]."""
 
-    def __init__(self, emb_dim: int, max_len: int, trainable: bool = False):
+    def __init__(self, emb_dim: int, max_seq_len: int, trainable: bool = False):
         super().__init__()
         # computed in float64 and stored in fp32 whatever the default dtype (``from_pretrained(dtype=
         # torch.float16)`` builds the model under it; complex half precision has no exp on the CPU)
         f64 = torch.float64
-        t = torch.linspace(0, 1, max_len, dtype=f64)[None, :, None]
+        t = torch.linspace(0, 1, max_seq_len, dtype=f64)[None, :, None]
         bands = (emb_dim - 1) // 2
-        w = 2 * math.pi * torch.linspace(0, max_len - 1, max_len, dtype=f64)[None, :, None] / max_len
+        w = 2 * math.pi * torch.linspace(0, max_seq_len - 1, max_seq_len, dtype=f64)[None, :, None] / max_seq_len
         f = torch.linspace(1e-4, bands - 1, bands, dtype=f64)[None, None]
         z = torch.cat([t, torch.cos(f * w), -torch.sin(f * w)], dim=-1).float()  # [t, Re, Im] of exp(-i f w)
         t = t.float()
@@ -113,8 +113,8 @@ class HyenaFilter(nn.Module):
         self,
         d_model: int,
         emb_dim: int = 3,
-        order: int = 16,
-        seq_len: int = 1024,
+        filter_order: int = 16,
+        max_seq_len: int = 1024,
         w: float = 1.0,
         w_mod: float = 1.0,
         num_inner_mlps: int = 2,
@@ -128,16 +128,16 @@ class HyenaFilter(nn.Module):
         super().__init__()
         if emb_dim < 3 or emb_dim % 2 == 0:
             raise ValueError(f"emb_dim must be odd and >= 3, got {emb_dim}")
-        self.d_model, self.seq_len, self.bidirectional = d_model, seq_len, bidirectional
+        self.d_model, self.max_seq_len, self.bidirectional = d_model, max_seq_len, bidirectional
         # context extension (partial convolution): longest input, and number of filter taps used
-        self.max_length, self.filter_length = seq_len, seq_len
+        self.max_length, self.filter_length = max_seq_len, max_seq_len
         self.frequency_keep = 1.0  # frequency-sparse convolution: fraction of rfft bins kept
-        self.pos_emb = PositionalEmbedding(emb_dim, seq_len, trainable=train_pos_emb)
-        act = Sin(order, w, w_mod, train_freq)
-        self.implicit_filter = ImplicitFilterMLP(emb_dim, order, d_model, act, num_inner_mlps)
+        self.pos_emb = PositionalEmbedding(emb_dim, max_seq_len, trainable=train_pos_emb)
+        act = Sin(filter_order, w, w_mod, train_freq)
+        self.implicit_filter = ImplicitFilterMLP(emb_dim, filter_order, d_model, act, num_inner_mlps)
         if bidirectional:
             # the reverse MLP shares the forward MLP's Sin module (and so its frequency)
-            self.implicit_filter_rev = ImplicitFilterMLP(emb_dim, order, d_model, act, num_inner_mlps)
+            self.implicit_filter_rev = ImplicitFilterMLP(emb_dim, filter_order, d_model, act, num_inner_mlps)
             del self.implicit_filter_rev._modules["1"]
         self.modulation = ExponentialModulation(d_model, modulate=modulate, shift=shift)
         self.bias = nn.Parameter(torch.randn(d_model)) if use_bias else None
@@ -161,11 +161,11 @@ class HyenaFilter(nn.Module):
     def extend_context(self, max_length: int, filter_length: int | None = None) -> None:
         """Accept inputs up to ``max_length`` (> the training length) with a partial convolution:
         the filter keeps its first ``filter_length`` taps (default and maximum: the trained
-        length ``seq_len``), so positions beyond the training length see a window of that size.
+        length ``max_seq_len``), so positions beyond the training length see a window of that size.
         """
-        filter_length = self.seq_len if filter_length is None else filter_length
-        if not 1 <= filter_length <= self.seq_len:
-            raise ValueError(f"filter_length must be in [1, {self.seq_len}], got {filter_length}")
+        filter_length = self.max_seq_len if filter_length is None else filter_length
+        if not 1 <= filter_length <= self.max_seq_len:
+            raise ValueError(f"filter_length must be in [1, {self.max_seq_len}], got {filter_length}")
         if max_length < 1:
             raise ValueError(f"max_length must be positive, got {max_length}")
         self.max_length, self.filter_length = max_length, filter_length

@@ -83,7 +83,7 @@ class MonarchMixerSequenceMixing(nn.Module):
     def __init__(
         self,
         d_model: int,
-        l_max: int,
+        max_seq_len: int,
         hyena_filter_order: int = 128,
         hyena_emb_dim: int = 5,
         hyena_w: float = 10.0,
@@ -96,7 +96,7 @@ class MonarchMixerSequenceMixing(nn.Module):
         dropout: float = 0.0,
     ):
         super().__init__()
-        self.d_model, self.l_max = d_model, l_max
+        self.d_model = d_model
         self.training_additions = training_additions
         if training_additions:
             self.layernorm = nn.LayerNorm(d_model)
@@ -104,7 +104,7 @@ class MonarchMixerSequenceMixing(nn.Module):
         self.in_linear = nn.Linear(d_model, inner)
         self.out_linear = nn.Linear(d_model, d_model)
         self.short_filter = nn.Conv1d(inner, inner, short_filter_order, groups=inner, padding=short_filter_order - 1)
-        kw = dict(emb_dim=hyena_emb_dim, order=hyena_filter_order, seq_len=l_max, w=hyena_w, w_mod=hyena_w_mod,
+        kw = dict(emb_dim=hyena_emb_dim, filter_order=hyena_filter_order, max_seq_len=max_seq_len, w=hyena_w, w_mod=hyena_w_mod,
                   train_pos_emb=train_pos_emb, bidirectional=bidirectional)
         self.filter_fn = HyenaFilter(d_model, **kw)
         self.filter_fn2 = HyenaFilter(d_model, **kw) if residual_long_conv else None

@@ -48,7 +48,7 @@ def test_channels_first_projections_gradients_in_their_own_layout():
 
 
 def test_hyena_filter_channels_first_equals_transposed_taps():
-    f = HyenaFilter(6, emb_dim=5, order=16, seq_len=64, bidirectional=True).double()
+    f = HyenaFilter(6, emb_dim=5, filter_order=16, max_seq_len=64, bidirectional=True).double()
     k, k_rev = f.filter(50)
     z, t = f.pos_emb(50)
     act = getattr(f.implicit_filter, "1")

@@ -53,7 +53,7 @@ def test_frequency_sparse_validation():
 
 def test_hyena_operator_frequency_sparse_switch():
     torch.manual_seed(0)
-    op = HyenaOperator(8, l_max=64).double()
+    op = HyenaOperator(8, max_seq_len=64).double()
     x = torch.randn(2, 64, 8, dtype=torch.float64)
     dense = op(x)
     op.filter_fn.sparsify_frequencies(0.25)

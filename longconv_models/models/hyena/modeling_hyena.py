@@ -66,8 +66,8 @@ class HyenaBlock(GradientCheckpointingLayer):
         self.norm1 = nn.LayerNorm(config.d_model, eps=config.layer_norm_epsilon)
         self.mixer = HyenaOperator(
             config.d_model,
-            l_max=config.max_seq_len,
-            order=config.hyena_order,
+            max_seq_len=config.max_seq_len,
+            hyena_order=config.hyena_order,
             filter_order=config.filter_order,
             emb_dim=config.emb_dim,
             short_filter_order=config.short_filter_order,

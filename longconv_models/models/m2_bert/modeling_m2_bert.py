@@ -114,7 +114,7 @@ class M2BertLayer(GradientCheckpointingLayer):
         super().__init__()
         self.attention = MonarchMixerSequenceMixing(
             config.hidden_size,
-            l_max=config.long_conv_l_max,
+            max_seq_len=config.long_conv_l_max,
             hyena_filter_order=config.hyena_filter_order,
             hyena_emb_dim=config.hyena_emb_dim,
             hyena_w=config.hyena_w,
