@@ -94,7 +94,7 @@ def graph_ms(timer: Timer, fn) -> float:
 
 def tensor_core_flops(N: int, B: int, H: int) -> float:
     """mma FLOPs the fused kernel executes for one forward call (B*H rows)."""
-    from longconv_models.kernels_api import fft_plan
+    from longconv_models.ops.fftconv.fused import fft_plan
 
     r0, r1 = fft_plan(N)
     mma_per_pair = 32 * (N // 256) + (2 * r0 * 16 * 8 if r1 == 16 else 0)
@@ -116,7 +116,7 @@ def peak_extra_mib(fn, device) -> float:
 
 def bench_size(N, L, B, H, dtype, device, timer, anchor, fwdbwd=True):
     import longconv_models as lcm
-    from longconv_models.kernels_api import fft_plan
+    from longconv_models.ops.fftconv.fused import fft_plan
 
     elem = torch.tensor([], dtype=dtype).element_size()
     n_sets = max(1, min(8, -(-2 * L2_BYTES // (B * H * L * elem))))

@@ -16,7 +16,7 @@ import time
 import torch
 
 import longconv_models as lcm
-from longconv_models.kernels_api import cached_kernel_spectrum, twiddle_tables
+from longconv_models.ops.fftconv.fused import cached_kernel_spectrum, twiddle_tables
 from longconv_models.ops import dispatch
 
 

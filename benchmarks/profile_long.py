@@ -25,8 +25,9 @@ def main():
     ap.add_argument("--reps", type=int, default=10)
     args = ap.parse_args()
     import longconv_models as lcm
-    from longconv_models import extension, kernels_long as kl
-    from longconv_models.kernels_api import twiddle_tables
+    from longconv_models import extension
+    from longconv_models.ops.fftconv import long as kl
+    from longconv_models.ops.fftconv.fused import twiddle_tables
     from longconv_models.ops.fftconv import filter_spectrum
 
     mod = extension.load_extension()

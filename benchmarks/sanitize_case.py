@@ -18,7 +18,7 @@ for N, L in CASES:
             lcm.fftconv(u, k, fft_size=N).sum().backward()
 with torch.no_grad():  # inference from taps: the forward kernel's filter prologue (bf16), the long
     # path's filter rows (M1 = 8, 16, 256, 512), the standalone filter transform
-    from longconv_models.kernels_api import filter_spectrum_slots_cuda
+    from longconv_models.ops.fftconv.fused import filter_spectrum_slots_cuda
     from longconv_models.ops import dispatch
 
     for N in (256, 1024, 4096, 16384, 32768, 65536, 2**20, 2**22):

@@ -36,3 +36,10 @@ def check_same_device(ref_name: str, ref: torch.Tensor, **others: torch.Tensor |
     for name, t in others.items():
         if t is not None and t.device != ref.device:
             raise ValueError(f"{name} is on {t.device} but {ref_name} is on {ref.device}")
+
+
+def compute_dtypes(dtype: torch.dtype) -> tuple[torch.dtype, torch.dtype]:
+    """(real, complex) dtypes the reference computes in for inputs of ``dtype``."""
+    if dtype == torch.float64:
+        return torch.float64, torch.complex128
+    return torch.float32, torch.complex64

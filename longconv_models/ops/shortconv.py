@@ -16,8 +16,7 @@ from torch.autograd.function import once_differentiable
 
 from .. import extension
 from . import dispatch
-from ._checks import FLOAT_DTYPES, check_same_device, check_tensor
-from .reference import compute_dtypes
+from ._checks import FLOAT_DTYPES, check_same_device, check_tensor, compute_dtypes
 
 MAX_KERNEL_WIDTH = 8  # widest filter the CUDA kernel takes; wider ones use the reference
 KERNEL_DTYPES = (torch.float32, torch.bfloat16, torch.float16)

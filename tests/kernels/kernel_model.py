@@ -133,7 +133,7 @@ def dft_frags(inverse=False):
 # --- the kernel stages ---------------------------------------------------------------------------
 class Kernel:
     def __init__(self, N, rnd=lambda x: x):
-        from longconv_models.kernels_api import LANE_SLOT, fft_plan, twiddle_tables
+        from longconv_models.ops.fftconv.fused import LANE_SLOT, fft_plan, twiddle_tables
         import torch
 
         self.N = N

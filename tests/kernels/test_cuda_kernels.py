@@ -152,7 +152,7 @@ def test_fftconv_nan_isolated_to_its_row_in_backward():
 @pytest.mark.parametrize("N", FUSED_FFT_SIZES)
 def test_spectrum_to_slots_matches_reference_layout(N):
     from longconv_models import extension
-    from longconv_models.kernels_api import kernel_spectrum
+    from longconv_models.ops.fftconv.fused import kernel_spectrum
 
     k_f = torch.fft.rfft(torch.randn(5, N, device="cuda"), n=N)
     got = extension.load_extension().spectrum_to_slots(k_f, N, 1)
@@ -198,7 +198,7 @@ def test_direct_route_matches_the_custom_op_route():
 @pytest.mark.parametrize("N", [n for n in FUSED_FFT_SIZES if n <= 8192])
 def test_filter_to_slots_matches_rfft_layout(N):
     """The one-launch filter transform equals rfft + the slot permutation (float64 reference)."""
-    from longconv_models.kernels_api import filter_slots_cuda, kernel_spectrum
+    from longconv_models.ops.fftconv.fused import filter_slots_cuda, kernel_spectrum
     from longconv_models.ops import dispatch
     from longconv_models.ops.fftconv import filter_spectrum
 
@@ -216,7 +216,7 @@ def test_filter_to_slots_matches_rfft_layout(N):
 def test_filter_spectrum_slots_matches_rfft_layout(N):
     """The bf16 calls' filter transform (the fused kernel's own forward FFT, tensor cores) equals
     rfft + the slot permutation up to bf16 rounding (float64 reference)."""
-    from longconv_models.kernels_api import filter_spectrum_slots_cuda, kernel_spectrum, taps_fwd_cuda
+    from longconv_models.ops.fftconv.fused import filter_spectrum_slots_cuda, kernel_spectrum, taps_fwd_cuda
     from longconv_models.ops import dispatch
     from longconv_models.ops.fftconv import filter_spectrum
 
@@ -257,8 +257,8 @@ def test_long_filter_slots_match_reference_layout(N, gated):
     """The long path's filter rows from the taps (outer pass + the fused kernel's forward FFT)
     equal rfft + the inner-row slot layout up to bf16 rounding; a channel with a non-finite tap
     gets NaN slots, the others do not."""
-    from longconv_models.kernels_api import kernel_spectrum
-    from longconv_models.kernels_long import long_filter_slots, long_plan
+    from longconv_models.ops.fftconv.fused import kernel_spectrum
+    from longconv_models.ops.fftconv.long import long_filter_slots, long_plan
     from longconv_models.ops import dispatch
     from longconv_models.ops.fftconv import filter_spectrum
 
@@ -351,7 +351,7 @@ def test_eager_route_bf16_taps_and_no_double_backward():
 def test_extension_rejects_bad_arguments_with_clear_errors():
     """The extension's own checks (behind the ops' validation) raise readable errors, never crash:
     their messages name the offending value."""
-    from longconv_models.kernels_api import twiddle_tables
+    from longconv_models.ops.fftconv.fused import twiddle_tables
     from longconv_models.ops import dispatch
 
     mod = dispatch.cuda_module("fftconv")
@@ -404,7 +404,7 @@ def test_fftconv_large_tensor_64bit_offsets(dtype):
 
 
 def test_32k_bf16_takes_the_long_path_fp16_the_fused_kernel(monkeypatch):
-    import longconv_models.kernels_long as kl
+    from longconv_models.ops.fftconv import long as kl
 
     calls = []
     long_fwd, long_bwd = kl.long_fwd_cuda, kl.long_bwd_cuda
@@ -451,8 +451,8 @@ def test_long_layout_kernels_match_reference_layout(N):
     """The CUDA filter -> inner-slot gather and accumulator -> spectrum-gradient kernels against
     their torch definitions (which tests/kernels/test_long_model.py checks against the op)."""
     from longconv_models import extension
-    from longconv_models.kernels_api import kernel_spectrum, spectrum_grad_from_slots
-    from longconv_models.kernels_long import long_plan
+    from longconv_models.ops.fftconv.fused import kernel_spectrum, spectrum_grad_from_slots
+    from longconv_models.ops.fftconv.long import long_plan
 
     mod = extension.load_extension()
     k_f = torch.fft.rfft(torch.randn(3, N, device="cuda"), n=N)
@@ -467,7 +467,7 @@ def test_long_spectrum_reused_across_plans():
     """One FilterSpectrum at 4M without and with a gate: two inner layouts (512 x 8192 and
     256 x 16384) from the same spectrum tensor, each right."""
     from longconv_models import prepare_filter
-    from longconv_models.ops.reference import fftconv_ref
+    from longconv_models.ops.fftconv.reference import fftconv_ref
 
     N, L = 2**22, 2**21
     u = torch.randn(1, 2, L, device="cuda").bfloat16()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from kernel_model import Kernel, swizzle
-from longconv_models.kernels_api import (
+from longconv_models.ops.fftconv.fused import (
     fft_plan,
     kernel_spectrum,
     slot_frequencies,
@@ -62,7 +62,7 @@ def test_spectrum_grad_from_slots():
     zd = torch.fft.fft(torch.complex(dc[0], dc[1]), n=N) / N**0.5
     acc = (zx.conj() * zd)[torch.from_numpy(slot_frequencies(N))]  # slot order
     got = spectrum_grad_from_slots(torch.view_as_real(acc.to(torch.complex64))[None], N)[0]
-    from longconv_models.ops.reference import irfft_grad_weights
+    from longconv_models.ops.fftconv.reference import irfft_grad_weights
 
     want = (torch.fft.rfft(x, N).conj() * torch.fft.rfft(dc, N)).sum(0) * irfft_grad_weights(N, "cpu", torch.float64)
     assert torch.allclose(got.to(torch.complex128), want, rtol=1e-5, atol=1e-5 * want.abs().max().item())

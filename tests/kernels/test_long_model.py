@@ -1,4 +1,4 @@
-"""The long-sequence decomposition (kernels_long + fftconv_outer.cu), modelled in float64 on CPU.
+"""The long-sequence decomposition (ops/fftconv/long.py + fftconv_outer.cu), modelled in float64 on CPU.
 
 The model runs the kernel's stages with torch FFTs of the same sizes, the same digit orders
 (n1 = Rb*a + b, k1 = ka + Ra*kb), twiddles and unitary scalings, and the production layout
@@ -11,10 +11,10 @@ import math
 import pytest
 import torch
 
-from longconv_models.kernels_api import kernel_spectrum, slot_frequencies, spectrum_grad_from_slots
-from longconv_models.kernels_long import chunk_plan, long_plan, outer_radices
+from longconv_models.ops.fftconv.fused import kernel_spectrum, slot_frequencies, spectrum_grad_from_slots
+from longconv_models.ops.fftconv.long import chunk_plan, long_plan, outer_radices
 from longconv_models.ops.fftconv import LONG_FFT_SIZES, filter_spectrum
-from longconv_models.ops.reference import fftconv_bwd_ref, fftconv_ref
+from longconv_models.ops.fftconv.reference import fftconv_bwd_ref, fftconv_ref
 
 
 def _roots(e: torch.Tensor, m: int, conj: bool = False) -> torch.Tensor:
@@ -113,7 +113,7 @@ def test_long_filter_gradient_model_matches_reference(N):
 def test_slot_cache_is_per_layout():
     """The cached slot spectrum is per (fft size, outer split): 4M calls with and without gates
     use different splits of the same spectrum tensor."""
-    from longconv_models.kernels_api import cached_kernel_spectrum
+    from longconv_models.ops.fftconv.fused import cached_kernel_spectrum
 
     class StandIn:
         calls: list = []

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 import longconv_models as lcm
-import longconv_models.kernels_api as kernels_api
+from longconv_models.ops.fftconv import fused as kernels_api
 from longconv_models import extension
 from longconv_models.ops import dispatch
 
 # the modules (the package re-exports functions of the same names)
-fftconv_mod = importlib.import_module("longconv_models.ops.fftconv")
+fftconv_mod = importlib.import_module("longconv_models.ops.fftconv.op")
 shortconv_mod = importlib.import_module("longconv_models.ops.shortconv")
 
 

@@ -85,7 +85,7 @@ def test_low_band_layout_puts_the_band_in_one_mma_tile(N, outer):
     exactly the frequencies |f| < N/4 and slots s >= 4 the rest."""
     import numpy as np
 
-    from longconv_models.kernels_api import LANE_SLOT, slot_frequencies
+    from longconv_models.ops.fftconv.fused import LANE_SLOT, slot_frequencies
 
     freq = slot_frequencies(N, outer, low_band=True)
     assert np.array_equal(np.sort(freq), np.arange(N))

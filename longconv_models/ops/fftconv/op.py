@@ -12,7 +12,8 @@ k_rev (reversed) at the end of an N-point buffer. With the default fft size N th
 linear (non-circular) convolution; ``circular=True`` keeps N = L and lets indices wrap.
 
 Layering: :func:`fftconv` (validation, filter spectrum) -> ``torch.ops.longconv.fftconv``
-(custom op, autograd, fake impl; CUDA kernel or reference) -> :mod:`.reference`.
+(custom op, autograd, fake impl) -> the CUDA host wrappers (``fused.py``, ``long.py``; the route
+rules in ``plan.py``) or :mod:`.reference`.
 """
 
 from __future__ import annotations
@@ -22,65 +23,29 @@ import weakref
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from .. import extension, kernels_api
-from . import dispatch
-from ._checks import FLOAT_DTYPES, check_same_device, check_tensor
-from .reference import compute_dtypes, fftconv_bwd_ref, fftconv_ref
-
-MIN_FFT_SIZE = 256
-FUSED_FFT_SIZES = tuple(2**p for p in range(8, 16))  # 256 .. 32768: one block per sequence (32K bf16: long path)
-LONG_FFT_SIZES = tuple(2**p for p in range(16, 23))  # 64K .. 4M: outer passes + fused kernel
-KERNEL_FFT_SIZES = FUSED_FFT_SIZES + LONG_FFT_SIZES
-
-KERNEL_DTYPES = (torch.bfloat16, torch.float16)
-# Up to these sizes the eager CUDA route transforms a time-domain filter itself, in the same host
-# call as the convolution: bf16 calls on the fused kernel's own forward FFT (tensor cores, every
-# fused size), fp16 calls with an fp32 one-launch transform (fp16 keeps its tighter accuracy; it
-# beats rfft + layout up to 4K). Above, and in the long path, see ``_long_taps_route``.
-TAPS_ROUTE_MAX_FFT_SIZE = {torch.bfloat16: 16384, torch.float16: 4096}
-
-
-def takes_long_path(fft_size: int, dtype: torch.dtype) -> bool:
-    """Whether a kernel call runs the long path (outer passes around the fused kernel at 4K-8K).
-    From 64K on every call does; at 32K bf16 calls do too, as 8 x 4096: faster than one 32K
-    block per sequence (H100: forward 2.5 vs 3.6 ms, fwd+bwd 9.3 vs 11.7 ms) at the same error.
-    fp16 keeps the fused kernel there: the long path's bf16 intermediate would lose fp16's extra
-    precision."""
-    return fft_size in LONG_FFT_SIZES or (fft_size == FUSED_FFT_SIZES[-1] and dtype == torch.bfloat16)
-
+from .. import dispatch
+from .._checks import FLOAT_DTYPES, check_same_device, check_tensor, compute_dtypes
+from . import fused
+from .long import long_bwd_cuda, long_fwd_cuda, long_taps_fwd_cuda
+from .plan import (
+    KERNEL_DTYPES,
+    KERNEL_FFT_SIZES,
+    MIN_FFT_SIZE,
+    TAPS_ROUTE_MAX_FFT_SIZE,
+    default_fft_size,
+    min_fft_size,
+    takes_long_path,
+)
+from .reference import fftconv_bwd_ref, fftconv_ref
 
 def _long_taps_route(u: Tensor, fft_size: int, pre_gate, post_gate, k: Tensor, k_rev, bias) -> bool:
     """Inference calls of the long path with causal taps transform the filter on the GPU's own
     pipeline (outer pass over the taps, then the fused kernel's forward FFT of each row: no cuFFT,
     no padded copy). With grad, or anti-causal taps, the filter goes through ``filter_spectrum``."""
     return takes_long_path(fft_size, u.dtype) and k_rev is None and not dispatch.needs_grad(u, pre_gate, post_gate, k, bias)
-
-
-def next_power_of_two(n: int) -> int:
-    return 1 << max(0, (n - 1).bit_length())
-
-
-def default_fft_size(seq_len: int, k_len: int, k_rev_len: int = 0, circular: bool = False) -> int:
-    """Smallest convenient FFT size: L for a circular conv, else the next power of two (>= 256)
-    that holds the linear convolution without wrap-around."""
-    if circular:
-        return seq_len
-    need = min_fft_size(seq_len, k_len, k_rev_len)
-    if not isinstance(need, int):  # a symbolic length (torch.export with a dynamic L): exact size, no guard
-        return need
-    return max(MIN_FFT_SIZE, next_power_of_two(need))
-
-
-def min_fft_size(seq_len: int, k_len: int, k_rev_len: int = 0) -> int:
-    """Smallest N for which the N-point circular convolution equals the linear one on [0, L)."""
-    need = seq_len + k_len - 1
-    if k_rev_len and k_rev_len > k_len - 1:  # a comparison, not max(): decidable for symbolic lengths
-        need = seq_len + k_rev_len
-    return need
 
 
 @dataclass(frozen=True)
@@ -325,11 +290,10 @@ def fftconv(
             dispatch.record("fftconv", "cuda")
             if dispatch.needs_grad(u, pre_gate, post_gate, *taps):  # a C++ autograd node: no Python in its backward
                 dispatch.record("fftconv_bwd", "cuda")  # (recorded here: that backward cannot report itself)
-                return kernels_api.taps_fftconv_autograd(mod, u, pre_gate, post_gate, N, *taps,
+                return fused.taps_fftconv_autograd(mod, u, pre_gate, post_gate, N, *taps,
                                                          _adjoint_weights(N, u.device, torch.float32))
             return _taps_fftconv_cuda(mod, u, pre_gate, post_gate, N, *taps)[0]
         if _long_taps_route(u, N, pre_gate, post_gate, *taps):
-            from ..kernels_long import long_taps_fwd_cuda
 
             dispatch.record("fftconv", "cuda")
             return long_taps_fwd_cuda(mod, u, k, bias, pre_gate, post_gate, N)
@@ -340,10 +304,9 @@ def fftconv(
         # frequency-sparse inference: the kernels skip half of their core's last DFT stage
         dispatch.record("fftconv", "cuda", "low band")
         if takes_long_path(N, u.dtype):
-            from ..kernels_long import long_fwd_cuda
 
             return long_fwd_cuda(mod, u, k_f, pre_gate, post_gate, N, low_band=True)
-        return kernels_api.low_band_fwd_cuda(mod, u, k_f, pre_gate, post_gate, N)
+        return fused.low_band_fwd_cuda(mod, u, k_f, pre_gate, post_gate, N)
     if mod is not None:
         if dispatch.needs_grad(u, k_f, pre_gate, post_gate):
             return _FFTConvFunction.apply(u, k_f, pre_gate, post_gate, N)
@@ -420,12 +383,8 @@ def _fftconv_cuda(u, k_f, pre_gate, post_gate, fft_size):
     if mod is None:
         return fftconv_ref(u, k_f, pre_gate, post_gate, fft_size)
     if takes_long_path(fft_size, u.dtype):
-        from ..kernels_long import long_fwd_cuda
-
         return long_fwd_cuda(mod, u, k_f, pre_gate, post_gate, fft_size)
-    from ..kernels_api import fftconv_fwd_cuda
-
-    return fftconv_fwd_cuda(mod, u, k_f, pre_gate, post_gate, fft_size)
+    return fused.fftconv_fwd_cuda(mod, u, k_f, pre_gate, post_gate, fft_size)
 
 
 @_fftconv_op.register_fake
@@ -448,13 +407,9 @@ def _fftconv_bwd_cuda(dy, u, k_f, pre_gate, post_gate, fft_size):
     if mod is None:
         du, dk_f, dpre, dpost = fftconv_bwd_ref(dy, u, k_f, pre_gate, post_gate, fft_size)
     elif takes_long_path(fft_size, u.dtype):
-        from ..kernels_long import long_bwd_cuda
-
         du, dk_f, dpre, dpost = long_bwd_cuda(mod, dy, u, k_f, pre_gate, post_gate, fft_size)
     else:
-        from ..kernels_api import fftconv_bwd_cuda
-
-        du, dk_f, dpre, dpost = fftconv_bwd_cuda(mod, dy, u, k_f, pre_gate, post_gate, fft_size)
+        du, dk_f, dpre, dpost = fused.fftconv_bwd_cuda(mod, dy, u, k_f, pre_gate, post_gate, fft_size)
     return du, dk_f.to(k_f.dtype), _or_empty(dpre, u), _or_empty(dpost, u)
 
 
@@ -543,4 +498,4 @@ def _plain_taps_inference(u: object, k: object, fft_size: int | None) -> Tensor 
 
 def _taps_fftconv_cuda(mod, u, pre_gate, post_gate, fft_size, k, k_rev, bias) -> tuple[Tensor, Tensor]:
     """(y, the filter in kernel layout) for a time-domain filter, on the fused kernel."""
-    return kernels_api.taps_fwd_cuda(mod, u, k, k_rev, bias, pre_gate, post_gate, fft_size)
+    return fused.taps_fwd_cuda(mod, u, k, k_rev, bias, pre_gate, post_gate, fft_size)

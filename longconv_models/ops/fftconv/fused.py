@@ -17,6 +17,8 @@ import torch
 from torch import Tensor
 from torch.utils.weak import WeakIdKeyDictionary
 
+from .reference import irfft_grad_weights
+
 CORE = 256  # points of the in-register core (16 x 16)
 
 
@@ -123,7 +125,6 @@ def spectrum_grad_from_slots(s_slots: Tensor, fft_size: int, outer: int = 1) -> 
     spectrum of the filter gradient (the anti-Hermitian part is the cross-talk of the two rows of
     a pair, purely imaginary in time), times 1/N. The long path's unitary outer passes make its
     inner accumulators exactly this."""
-    from .ops.reference import irfft_grad_weights
 
     N = fft_size
     _, _, inverse = _slot_index(N, s_slots.device, outer)

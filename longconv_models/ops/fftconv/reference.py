@@ -9,12 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
-def compute_dtypes(dtype: torch.dtype) -> tuple[torch.dtype, torch.dtype]:
-    """(real, complex) dtypes the reference computes in for inputs of ``dtype``."""
-    if dtype == torch.float64:
-        return torch.float64, torch.complex128
-    return torch.float32, torch.complex64
+from .._checks import compute_dtypes
 
 
 def irfft_grad_weights(fft_size: int, device, dtype) -> Tensor:

@@ -23,10 +23,10 @@ import os
 import torch
 from torch import Tensor
 
-from .kernels_api import _fp32, cached_kernel_spectrum, contiguous_or_none, lowband_dft_table, twiddle_tables
-from .ops.fftconv import FUSED_FFT_SIZES, LONG_FFT_SIZES
+from .fused import _fp32, cached_kernel_spectrum, contiguous_or_none, lowband_dft_table, twiddle_tables
+from .plan import FUSED_FFT_SIZES, LONG_FFT_SIZES
 
-PLAN_SIZES = FUSED_FFT_SIZES[-1:] + LONG_FFT_SIZES  # 32K bf16 takes this path too (ops.fftconv.takes_long_path)
+PLAN_SIZES = FUSED_FFT_SIZES[-1:] + LONG_FFT_SIZES  # 32K bf16 takes this path too (plan.takes_long_path)
 
 MIN_INNER = 4096  # the fused kernel's time per point is lowest at 4K-8K (16K: ~1.5x as long)
 MAX_INNER = 8192

@@ -1,0 +1,52 @@
+"""The FFT convolution's route rules, in one place: which FFT sizes the kernels take, which
+dtypes, which sizes run the long path (outer passes around the fused kernel), and the default
+FFT size of a call. The host wrappers (``fused.py``, ``long.py``) and the op (``op.py``) read
+them from here."""
+
+from __future__ import annotations
+
+import torch
+
+MIN_FFT_SIZE = 256
+FUSED_FFT_SIZES = tuple(2**p for p in range(8, 16))  # 256 .. 32768: one block per sequence (32K bf16: long path)
+LONG_FFT_SIZES = tuple(2**p for p in range(16, 23))  # 64K .. 4M: outer passes + fused kernel
+KERNEL_FFT_SIZES = FUSED_FFT_SIZES + LONG_FFT_SIZES
+
+KERNEL_DTYPES = (torch.bfloat16, torch.float16)
+# Up to these sizes the eager CUDA route transforms a time-domain filter itself, in the same host
+# call as the convolution: bf16 calls on the fused kernel's own forward FFT (tensor cores, every
+# fused size), fp16 calls with an fp32 one-launch transform (fp16 keeps its tighter accuracy; it
+# beats rfft + layout up to 4K). Above, and in the long path, see ``_long_taps_route``.
+TAPS_ROUTE_MAX_FFT_SIZE = {torch.bfloat16: 16384, torch.float16: 4096}
+
+
+def takes_long_path(fft_size: int, dtype: torch.dtype) -> bool:
+    """Whether a kernel call runs the long path (outer passes around the fused kernel at 4K-8K).
+    From 64K on every call does; at 32K bf16 calls do too, as 8 x 4096: faster than one 32K
+    block per sequence (H100: forward 2.5 vs 3.6 ms, fwd+bwd 9.3 vs 11.7 ms) at the same error.
+    fp16 keeps the fused kernel there: the long path's bf16 intermediate would lose fp16's extra
+    precision."""
+    return fft_size in LONG_FFT_SIZES or (fft_size == FUSED_FFT_SIZES[-1] and dtype == torch.bfloat16)
+
+
+def next_power_of_two(n: int) -> int:
+    return 1 << max(0, (n - 1).bit_length())
+
+
+def default_fft_size(seq_len: int, k_len: int, k_rev_len: int = 0, circular: bool = False) -> int:
+    """Smallest convenient FFT size: L for a circular conv, else the next power of two (>= 256)
+    that holds the linear convolution without wrap-around."""
+    if circular:
+        return seq_len
+    need = min_fft_size(seq_len, k_len, k_rev_len)
+    if not isinstance(need, int):  # a symbolic length (torch.export with a dynamic L): exact size, no guard
+        return need
+    return max(MIN_FFT_SIZE, next_power_of_two(need))
+
+
+def min_fft_size(seq_len: int, k_len: int, k_rev_len: int = 0) -> int:
+    """Smallest N for which the N-point circular convolution equals the linear one on [0, L)."""
+    need = seq_len + k_len - 1
+    if k_rev_len and k_rev_len > k_len - 1:  # a comparison, not max(): decidable for symbolic lengths
+        need = seq_len + k_rev_len
+    return need
