@@ -265,7 +265,7 @@ longconv::fftconv::FilterSource taps_source(const torch::Tensor& k, const c10::o
   return f;
 }
 
-// The fp32 filter transforms' table W_N^j, j < N/2 (kernels_api.half_twiddles).
+// The fp32 filter transforms' table W_N^j, j < N/2 (ops/fftconv/fused.py half_twiddles).
 void check_half_twiddle(const torch::Tensor& twiddle, int64_t fft_size, const torch::Device& device) {
   CHECK_CUDA_TENSOR(twiddle, "twiddle");
   CHECK_ARG(twiddle.scalar_type() == torch::kFloat32 && twiddle.numel() == fft_size && twiddle.device() == device,

@@ -59,7 +59,7 @@ struct Params {
   const float2* k_slots = nullptr;   // (H, N) full filter spectrum in kernel slot order
   const uint32_t* k_slots_bf16 = nullptr;  // or the same as bf16 (re, im) pairs (the long path's rows)
   // Forward only. A frequency-sparse filter whose spectrum is zero at |f| >= N/4, in the low-band
-  // slot order (the core's columns rotated, kernels_api.slot_frequencies(low_band=True)): the
+  // slot order (the core's columns rotated, ops/fftconv/fused.py slot_frequencies(low_band=True)): the
   // core computes half of its last DFT stage. lowband_dft holds its DFT fragments (32 lanes x 12).
   const uint32_t* lowband_dft = nullptr;
   // Forward only (bf16): with filter.k set, each block first computes its channel's spectrum from

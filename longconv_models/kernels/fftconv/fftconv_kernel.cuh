@@ -14,7 +14,7 @@ constexpr int kWarps = 8;
 constexpr int kThreads = 32 * kWarps;
 constexpr int kCore = 256;  // points of the in-register core: a 16x16 tile per warp
 // A lane's 8 spectrum slots s of a core tile: slot pairs (2i, 2i + 1) at tile * 256 + 64 i + 2 lane
-// (kernels_api.LANE_SLOT), so that each of a warp's four accesses to them (16 bytes per lane for
+// (ops/fftconv/fused.py LANE_SLOT), so that each of a warp's four accesses to them (16 bytes per lane for
 // fp32 slots) reads one contiguous run; lane-contiguous slots would leave half of every sector
 // unused and double the L1 traffic of the filter and twiddle loads.
 constexpr int kSlotPairStride = 64;

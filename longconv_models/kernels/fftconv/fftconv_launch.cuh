@@ -20,7 +20,7 @@ __host__ __device__ inline int radix0(int N) {  // R0 of N = R0 * R1 * 256 (R1 =
 inline int pairs_per_step(int N, int B) { return std::max(1, std::min(8192 / N, (B + 1) / 2)); }
 
 // Slot q = lane_slots(tile, lane) + 64 (s / 2) + s % 2 of the kernel's spectrum layout -> frequency (see
-// kernels_api.slot_frequencies), and back. The low-band order rotates the core's output columns
+// ops/fftconv/fused.py slot_frequencies), and back. The low-band order rotates the core's output columns
 // by 4 (column c holds the top digit (c - 4) mod 16), so |f| < N/4 is the first 8-column tile.
 __host__ __device__ inline int slot_to_freq(int q, int N, bool low_band = false) {
   const int r0 = radix0(N), r1 = N / (kCore * r0);
