@@ -7,7 +7,7 @@ PyTorch reference (:mod:`.reference`); :func:`last_backend` tells which one ran 
 
 from .dispatch import count_backends, last_backend, reference_path
 from .fftconv import FFTConv, FilterSpectrum, default_fft_size, fftconv, filter_spectrum, prepare_filter
-from .shortconv import short_conv
+from .short_conv import short_conv
 from .sparse import frequency_sparse, frequency_sparse_mask
 
 __all__ = [

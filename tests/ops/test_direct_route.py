@@ -14,7 +14,7 @@ from longconv_models.ops import dispatch
 
 # the modules (the package re-exports functions of the same names)
 fftconv_mod = importlib.import_module("longconv_models.ops.fftconv.op")
-shortconv_mod = importlib.import_module("longconv_models.ops.shortconv")
+shortconv_mod = importlib.import_module("longconv_models.ops.short_conv.op")
 
 
 class FakeExtension:
