@@ -128,7 +128,10 @@ def needs_grad(*tensors: torch.Tensor | None) -> bool:
 
 def record(op: str, backend: str, reason: str = "") -> None:
     """Remember (and log) which backend ran ``op``; count the call in every open
-    :func:`count_backends` context."""
+    :func:`count_backends` context. Nothing while torch.compile traces (a Python side effect
+    there would break the graph); the compiled graph's custom ops record when they run."""
+    if torch.compiler.is_compiling():
+        return
     if _last.get(op) != (backend, reason):
         logger.debug("%s: %s%s", op, backend, f" ({reason})" if reason else "")
     _last[op] = (backend, reason)

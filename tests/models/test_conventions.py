@@ -132,3 +132,20 @@ def test_torch_export_with_a_dynamic_length(family):
     for n in (9, 31, limit):
         x = ids(model, 2, n)
         assert torch.allclose(program.module()(x).logits, model(x).logits, atol=1e-5, rtol=1e-5), n
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_torch_compile_traces_the_model_whole(family):
+    """No graph break (a recorded op or a log call while tracing would split the graph), and the
+    compiled graph's custom ops are counted when they run."""
+    torch._dynamo.reset()
+    model = FAMILIES[family][0]().eval()
+    x = ids(model, 2, 32)
+    explanation = torch._dynamo.explain(model)(x)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    compiled = torch.compile(model)
+    compiled(x)
+    with lcm.count_backends() as calls:
+        out = compiled(x).logits
+    assert {op for (op, _, _) in calls} >= {"fftconv", "short_conv"}
+    assert torch.allclose(out, model(x).logits, atol=1e-4, rtol=1e-4)

@@ -83,7 +83,12 @@ class M2BertGLUMLP(nn.Module):
         self.layernorm = nn.LayerNorm(H, eps=config.layer_norm_eps)
 
     def forward(self, r):
-        a = _GeluGate.apply(self.gated_layers(r))
+        g = self.gated_layers(r)
+        if torch.compiler.is_compiling():  # traced: plain ops (inductor fuses them; out= is eager-only)
+            gate, value = g.chunk(2, dim=-1)
+            a = F.gelu(gate) * value
+        else:
+            a = _GeluGate.apply(g)
         return add_layer_norm(self.wo(self.dropout(a)), r, self.layernorm)[0]
 
 

@@ -29,7 +29,7 @@ from torch.autograd.function import once_differentiable
 from .. import dispatch
 from .._checks import FLOAT_DTYPES, check_same_device, check_tensor, compute_dtypes
 from . import fused
-from .long import long_bwd_cuda, long_fwd_cuda, long_taps_fwd_cuda
+from . import long as long_path  # called through the module: tests substitute its functions
 from .plan import (
     KERNEL_DTYPES,
     KERNEL_FFT_SIZES,
@@ -291,12 +291,11 @@ def fftconv(
             if dispatch.needs_grad(u, pre_gate, post_gate, *taps):  # a C++ autograd node: no Python in its backward
                 dispatch.record("fftconv_bwd", "cuda")  # (recorded here: that backward cannot report itself)
                 return fused.taps_fftconv_autograd(mod, u, pre_gate, post_gate, N, *taps,
-                                                         _adjoint_weights(N, u.device, torch.float32))
+                                                   _adjoint_weights(N, u.device, torch.float32))
             return _taps_fftconv_cuda(mod, u, pre_gate, post_gate, N, *taps)[0]
         if _long_taps_route(u, N, pre_gate, post_gate, *taps):
-
             dispatch.record("fftconv", "cuda")
-            return long_taps_fwd_cuda(mod, u, k, bias, pre_gate, post_gate, N)
+            return long_path.long_taps_fwd_cuda(mod, u, k, bias, pre_gate, post_gate, N)
     if k_f is None:
         k_f = filter_spectrum(k.to(torch.float64) if u.dtype == torch.float64 else k, N, k_rev, bias)
     low_band = mod is not None and taps == () and k.low_band
@@ -305,7 +304,7 @@ def fftconv(
         dispatch.record("fftconv", "cuda", "low band")
         if takes_long_path(N, u.dtype):
 
-            return long_fwd_cuda(mod, u, k_f, pre_gate, post_gate, N, low_band=True)
+            return long_path.long_fwd_cuda(mod, u, k_f, pre_gate, post_gate, N, low_band=True)
         return fused.low_band_fwd_cuda(mod, u, k_f, pre_gate, post_gate, N)
     if mod is not None:
         if dispatch.needs_grad(u, k_f, pre_gate, post_gate):
@@ -383,7 +382,7 @@ def _fftconv_cuda(u, k_f, pre_gate, post_gate, fft_size):
     if mod is None:
         return fftconv_ref(u, k_f, pre_gate, post_gate, fft_size)
     if takes_long_path(fft_size, u.dtype):
-        return long_fwd_cuda(mod, u, k_f, pre_gate, post_gate, fft_size)
+        return long_path.long_fwd_cuda(mod, u, k_f, pre_gate, post_gate, fft_size)
     return fused.fftconv_fwd_cuda(mod, u, k_f, pre_gate, post_gate, fft_size)
 
 
@@ -407,7 +406,7 @@ def _fftconv_bwd_cuda(dy, u, k_f, pre_gate, post_gate, fft_size):
     if mod is None:
         du, dk_f, dpre, dpost = fftconv_bwd_ref(dy, u, k_f, pre_gate, post_gate, fft_size)
     elif takes_long_path(fft_size, u.dtype):
-        du, dk_f, dpre, dpost = long_bwd_cuda(mod, dy, u, k_f, pre_gate, post_gate, fft_size)
+        du, dk_f, dpre, dpost = long_path.long_bwd_cuda(mod, dy, u, k_f, pre_gate, post_gate, fft_size)
     else:
         du, dk_f, dpre, dpost = fused.fftconv_bwd_cuda(mod, dy, u, k_f, pre_gate, post_gate, fft_size)
     return du, dk_f.to(k_f.dtype), _or_empty(dpre, u), _or_empty(dpost, u)
