@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 from transformers import BertTokenizer, DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
 import longconv_models as lcm
