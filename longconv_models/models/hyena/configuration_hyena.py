@@ -29,6 +29,8 @@ class HyenaConfig(PreTrainedConfig):
         modulation_shift (`float`, 0.0): constant added to the decay.
         use_bias (`bool`, True): the filter's skip term D.
         embed_dropout, resid_dropout, hyena_dropout (`float`): dropout rates.
+        hyena_filter_dropout (`float`): read from the published configs and kept, not applied
+            (the original code declares it and never uses it).
         layer_norm_epsilon (`float`, 1e-5), initializer_range (`float`, 0.02).
         pad_vocab_size_multiple (`int`, 8): pad the embedding rows to a multiple of this.
         tie_word_embeddings (`bool`, True): tie the LM head to the embedding.
