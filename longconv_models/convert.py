@@ -56,19 +56,22 @@ class Checkpoint:
     unresolved: set[str] = field(default_factory=set)  # globals the restricted unpickler left inert
 
 
+def _unreadable(f: Path, exc: Exception) -> CheckpointError:
+    return CheckpointError(f"cannot read {f.name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]} "
+                           "(truncated or not a PyTorch checkpoint?)")
+
+
 def _read_pickle(f: Path) -> tuple[object, set[str]]:
     try:
         return torch.load(str(f), map_location="cpu", weights_only=True), set()
     except pickle.UnpicklingError:
         pass  # more than tensors: the restricted unpickler below
     except Exception as exc:
-        raise CheckpointError(f"cannot read {f.name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]} "
-                              "(truncated or not a PyTorch checkpoint?)") from exc
+        raise _unreadable(f, exc) from exc
     try:
         return restricted_pickle.torch_load(str(f))
     except Exception as exc:
-        raise CheckpointError(f"cannot read {f.name}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]} "
-                              "(truncated or not a PyTorch checkpoint?)") from exc
+        raise _unreadable(f, exc) from exc
 
 
 def read_checkpoint(path: Path) -> Checkpoint:

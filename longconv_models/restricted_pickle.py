@@ -105,12 +105,10 @@ def torch_load(path, map_location="cpu") -> tuple[object, set[str]]:
     placeholders) and the names of the globals the file asked for and did not get."""
     unresolved: set[str] = set()
 
-    class Recording(Unpickler):
-        def find_class(self, module, name):
-            found = super().find_class(module, name)
-            if isinstance(found, type) and issubclass(found, Placeholder):
-                unresolved.add(found.qualname)
-            return found
+    class Recording(Unpickler):  # every unpickler torch makes reports into this call's set
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.unresolved = unresolved
 
     # torch.load takes a pickle module: Unpickler, load and a few names are what it reads.
     module = types.ModuleType(__name__ + ".call")
@@ -129,8 +127,8 @@ def to_plain(obj, _depth: int = 0):
     if isinstance(obj, dict):
         return {k: to_plain(v, _depth + 1) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return type(obj)(to_plain(v, _depth + 1) for v in obj) if isinstance(obj, list) else tuple(
-            to_plain(v, _depth + 1) for v in obj)
+        items = [to_plain(v, _depth + 1) for v in obj]
+        return items if isinstance(obj, list) else tuple(items)
     if isinstance(obj, Placeholder):
         state = obj.state
         if isinstance(state, tuple) and len(state) == 2 and isinstance(state[1], dict):

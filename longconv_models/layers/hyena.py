@@ -117,7 +117,7 @@ class HyenaOperator(nn.Module):
         if mask is not None:
             v = v * mask[:, None, :].to(v.dtype)
         if state is not None:
-            state.keep_pre(torch.cat(pre, dim=1)[:, :, -(ROLLBACK_MAX + state.width):])
+            state.keep_pre(torch.cat([p[:, :, -(ROLLBACK_MAX + state.width):] for p in pre], dim=1))
             state.conv.append(x1 * v)
         return x0, x1, v
 

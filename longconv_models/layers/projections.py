@@ -110,13 +110,7 @@ def linear_from_channels_first(y: Tensor, linear: nn.Linear) -> Tensor:
 def projected_groups(x: Tensor, linear: nn.Linear, short_filter: nn.Conv1d, groups: int) -> list[Tensor]:
     """``short_conv(linear(x))`` (causal) split into ``groups`` equal channel groups, each a
     contiguous (B, d_out / groups, L) tensor."""
-    d = linear.out_features // groups
-    out = []
-    for g, p in enumerate(project_channels_first(x, linear, groups)):
-        rows = slice(g * d, (g + 1) * d)
-        bias = None if short_filter.bias is None else short_filter.bias[rows]
-        out.append(short_conv(p, short_filter.weight[rows], bias, padding="causal"))
-    return out
+    return masked_projected_groups(x, linear, short_filter, groups, None)[0]
 
 
 def masked_projected_groups(x: Tensor, linear: nn.Linear, short_filter: nn.Conv1d, groups: int,

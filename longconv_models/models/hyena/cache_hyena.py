@@ -31,6 +31,11 @@ class HyenaCache:
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.layers[layer_idx].length if self.layers else 0
 
+    @property
+    def max_length(self) -> int:
+        """The longest input the filters take (``extend_context`` raises it)."""
+        return min(m.filter_fn.max_length for m in self.mixers)
+
     def get_max_cache_shape(self, layer_idx: int = 0):
         return None  # grows with the sequence
 

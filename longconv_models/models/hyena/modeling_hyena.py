@@ -8,6 +8,7 @@ GPU, the PyTorch reference elsewhere). Module names follow the published checkpo
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from dataclasses import dataclass
@@ -30,10 +31,14 @@ from .cache_hyena import HyenaCache
 from .configuration_hyena import HyenaConfig
 
 logger = logging.get_logger(__name__)
-# where generate keeps the cache among the model kwargs: "cache" (transformers >= 5.2x) or
-# "past_key_values" (earlier 5.x)
-CACHE_KWARG = "cache" if '"cache" in outputs' in inspect.getsource(GenerationMixin._update_model_kwargs_for_generation) \
-    else "past_key_values"
+
+
+@functools.cache
+def cache_kwarg() -> str:
+    """Where generate keeps the cache among the model kwargs: "cache" (transformers >= 5.2x) or
+    "past_key_values" (earlier 5.x); read once, at the first generate."""
+    source = inspect.getsource(GenerationMixin._update_model_kwargs_for_generation)
+    return "cache" if '"cache" in outputs' in source else "past_key_values"
 
 
 @dataclass
@@ -222,8 +227,8 @@ class HyenaModel(HyenaPreTrainedModel):
         if attention_mask is not None:
             if attention_mask.shape[:2] != x.shape[:2] and not decoding:
                 raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids {tuple(x.shape[:2])}")
-            if decoding or bool(attention_mask.all()):
-                attention_mask = None  # new tokens are real; an all-ones mask changes nothing
+            if decoding:
+                attention_mask = None  # the new tokens are real
         hidden, all_hidden = self.backbone(input_ids, inputs_embeds, bool(output_hidden_states), attention_mask, cache)
         return HyenaModelOutput(last_hidden_state=hidden, hidden_states=tuple(all_hidden) if all_hidden else None,
                                 cache=cache)
@@ -263,7 +268,7 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
         if model_kwargs.get("cache") is not None or model_kwargs.get("past_key_values") is not None:
             return  # the caller's
         if generation_config.use_cache is not False and self._can_decode_incrementally():
-            model_kwargs[CACHE_KWARG] = HyenaCache(self)
+            model_kwargs[cache_kwarg()] = HyenaCache(self)
 
     def prepare_inputs_for_generation(self, input_ids, attention_mask=None, use_cache=True, **kwargs):
         cache = kwargs.get("cache", kwargs.get("past_key_values"))
@@ -273,8 +278,8 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
         return {"input_ids": input_ids[:, seen:], "attention_mask": attention_mask, "cache": cache,
                 "use_cache": cache is not None, "mask_padded_vocab": True}
 
-    def _warn_past_max_length(self, total: int) -> None:
-        limit = min((m.filter_fn.max_length for m in self.modules() if hasattr(m, "filter_fn")), default=total)
+    def _warn_past_max_length(self, cache: HyenaCache, total: int) -> None:
+        limit = cache.max_length
         if total > limit:
             logger.warning_once(
                 f"decoding past the filters' maximum length {limit}: continuing with the partial-convolution rule "
@@ -299,7 +304,7 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
         if cache is None and use_cache:
             cache = HyenaCache(self)
         if cache is not None:
-            self._warn_past_max_length(cache.get_seq_length() + (input_ids if input_ids is not None else inputs_embeds).shape[1])
+            self._warn_past_max_length(cache, cache.get_seq_length() + (input_ids if input_ids is not None else inputs_embeds).shape[1])
         out = self.hyena(input_ids=input_ids, inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states,
                          attention_mask=attention_mask, cache=cache, return_dict=True)
         logits = self.lm_head(out.last_hidden_state).float()

@@ -64,8 +64,10 @@ class _CharacterVocabulary:
         if self._unknown is None:
             return
         for text in texts if isinstance(texts, (list, tuple)) else [texts]:
-            if isinstance(text, str) and self._unknown.search(text) and self._unknown.search(_SPECIAL_RE.sub("", text)):
-                bad = sorted(set(self._unknown.findall(_SPECIAL_RE.sub("", text))))
+            if not (isinstance(text, str) and self._unknown.search(text)):
+                continue
+            bad = sorted(set(self._unknown.findall(_SPECIAL_RE.sub("", text))))
+            if bad:
                 logger.warning_once(
                     f"{type(self).__name__}: characters outside the vocabulary {''.join(self.characters)} map to "
                     f"[UNK]: {bad[:20]}" + ("" if self.uppercase else " (lower case is not upper-cased: uppercase=False)"))

@@ -217,9 +217,8 @@ class M2BertModel(M2BertPreTrainedModel):
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
         hidden = self.embeddings(input_ids, token_type_ids, inputs_embeds)
-        mixer_mask = attention_mask
-        if not self.config.mask_padding or (attention_mask is not None and bool(attention_mask.all())):
-            mixer_mask = None  # the published behaviour (see M2BertConfig.mask_padding), or nothing to mask
+        # the published models ignore the mask (see M2BertConfig.mask_padding)
+        mixer_mask = attention_mask if self.config.mask_padding else None
         hidden, all_hidden = self.encoder(hidden, bool(output_hidden_states), mixer_mask)
         pooled = self.pooler(hidden, attention_mask) if self.pooler is not None else None
         hs = tuple(all_hidden) if all_hidden else None
