@@ -21,7 +21,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["longconv_models", "longconv_models.*"]),
-    package_data={"longconv_models.kernels": ["*.cu", "*.cuh", "*.h", "*.cpp", "**/*.cu", "**/*.cuh", "**/*.h"],
+    package_data={"longconv_models.kernels": ["*.cu", "*.cuh", "*.h", "*.cpp", "**/*.cu", "**/*.cuh", "**/*.h", "**/*.cpp"],
                   "longconv_models": ["checkpoints/**/*"]},
     include_package_data=True,
     install_requires=[

@@ -29,9 +29,13 @@ import torch
 
 logger = logging.getLogger("longconv_models")
 
-# Few translation units on purpose: the torch binding is the only one that includes torch headers.
+# The .cu files hold the kernels and include no torch header; the host code of each op
+# (*_host.cpp, ATen only) and the pybind module (binding.cpp) are the torch-aware units.
 SOURCES = (
     "binding.cpp",
+    "fftconv/fftconv_host.cpp",
+    "fftconv/fftconv_long_host.cpp",
+    "shortconv/shortconv_host.cpp",
     "fftconv/fftconv_fwd.cu",
     "fftconv/fftconv_bwd.cu",
     "fftconv/fftconv_outer.cu",

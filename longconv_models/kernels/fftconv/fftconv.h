@@ -5,9 +5,19 @@
 #include <cstdint>
 #include <cuda_runtime.h>
 
+#include "../common/dispatch.h"
+
 namespace longconv::fftconv {
 
-enum class DType : int { kBF16 = 0, kFP16 = 1 };
+using longconv::DType;  // the kernels take kBF16 and kFP16
+
+// Size limits, checked by the host code; ops/fftconv/plan.py and long.py hold the same numbers
+// (tests/kernels/test_plan_constants.py reads them from here).
+constexpr int kMinFFTSize = 256;          // the fused kernel: 256 .. 32768 points per block
+constexpr int kMaxFusedFFTSize = 32768;
+constexpr int kMaxOuter = 512;            // the long path: N = M1 * M2, M1 <= 512,
+constexpr int kMinInner = 4096;           // 4096 <= M2 <= kMaxFusedFFTSize
+constexpr int kMaxLongFFTSize = 1 << 22;  // 4M points
 
 // Largest FFT size of the fp32 shared-memory filter transforms (filter_to_slots and the taps'
 // gradient, launch_partials_to_taps_grad): an N/2-point complex FFT, 64 KB of buffers.

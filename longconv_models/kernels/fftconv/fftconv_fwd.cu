@@ -23,33 +23,16 @@ struct TapsForwardKernel {
   static auto get() { return &fftconv_forward_kernel<T, R0, false, FilterIn::kTaps>; }
 };
 
-// Calls f(kernel) with the bf16 kernel for R0 of N (the variants that exist for bf16 only).
-template <template <typename, int> class KernelOf, typename F>
-cudaError_t with_bf16_kernel(int N, F&& f) {
-  switch (radix0(N)) {
-    case 1: return f(KernelOf<__nv_bfloat16, 1>::get());
-    case 2: return f(KernelOf<__nv_bfloat16, 2>::get());
-    case 4: return f(KernelOf<__nv_bfloat16, 4>::get());
-    case 8: return f(KernelOf<__nv_bfloat16, 8>::get());
-    default: return cudaErrorInvalidValue;
-  }
-}
-
 template <template <typename, int> class KernelOf, bool kBf16Only = false>
 cudaError_t launch_forward_with(const Params& p, DType dtype, cudaStream_t stream) {
-  const auto dispatch = [&](auto&& f) {
-    if constexpr (kBf16Only)
-      return dtype == DType::kBF16 ? with_bf16_kernel<KernelOf>(p.N, f) : cudaErrorInvalidValue;
-    else
-      return with_kernel<KernelOf>(p.N, dtype, f);
-  };
+  const auto with_variant = [&](auto&& f) { return with_kernel<KernelOf, kBf16Only>(p.N, dtype, f); };
   Geometry geo{};
-  const cudaError_t err = dispatch([&](auto kernel) {
+  const cudaError_t err = with_variant([&](auto kernel) {
     geo = geometry_of(kernel, p, 2);
     return cudaSuccess;
   });
   if (err != cudaSuccess) return err;
-  return dispatch([&](auto kernel) { return launch_with(kernel, p, geo, stream); });
+  return with_variant([&](auto kernel) { return launch_with(kernel, p, geo, stream); });
 }
 
 Geometry geometry_forward(const Params& p, DType dtype) {
@@ -131,13 +114,8 @@ cudaError_t launch_filter_spectrum(const Params& p, const FilterSource& f, cudaS
     kernel<<<blocks, kThreads, smem, stream>>>(q, f);
     return cudaGetLastError();
   };
-  switch (radix0(q.N)) {
-    case 1: return launch(&filter_spectrum_kernel<1>);
-    case 2: return launch(&filter_spectrum_kernel<2>);
-    case 4: return launch(&filter_spectrum_kernel<4>);
-    case 8: return launch(&filter_spectrum_kernel<8>);
-    default: return cudaErrorInvalidValue;
-  }
+  return dispatch<1, 2, 4, 8>(radix0(q.N),
+                              [&](auto r0) { return launch(&filter_spectrum_kernel<decltype(r0)::value>); });
 }
 
 // Full-spectrum value at frequency f of a real filter from v, its half-spectrum value at bin

@@ -39,22 +39,17 @@ __host__ __device__ inline int freq_to_slot(int f, int N) {
   return lane_slots(k0 * r1 + k1, 4 * g + t) + kSlotPairStride * (s / 2) + s % 2;
 }
 
-// Calls f(kernel) with the kernel instantiated for (dtype, R0 of N).
-template <template <typename, int> class KernelOf, typename F>
+// Calls f(kernel) with the kernel instantiated for (element type, R0 of N); kBf16Only: the
+// variants that exist for bf16 only.
+template <template <typename, int> class KernelOf, bool kBf16Only = false, typename F>
 cudaError_t with_kernel(int N, DType dtype, F&& f) {
-  const int r0 = radix0(N);
-#define LONGCONV_R0_CASE(R)                                                                  \
-  case R:                                                                                    \
-    return dtype == DType::kBF16 ? f(KernelOf<__nv_bfloat16, R>::get()) : f(KernelOf<__half, R>::get());
-  switch (r0) {
-    LONGCONV_R0_CASE(1)
-    LONGCONV_R0_CASE(2)
-    LONGCONV_R0_CASE(4)
-    LONGCONV_R0_CASE(8)
-    default:
-      return cudaErrorInvalidValue;
-  }
-#undef LONGCONV_R0_CASE
+  return dispatch<1, 2, 4, 8>(radix0(N), [&](auto r0) {
+    const auto by_type = [&](auto d) { return f(KernelOf<element_t<decltype(d)::value>, decltype(r0)::value>::get()); };
+    if constexpr (kBf16Only)
+      return dispatch<DType::kBF16>(dtype, by_type);
+    else
+      return dispatch<DType::kBF16, DType::kFP16>(dtype, by_type);
+  });
 }
 
 template <typename Kernel>

@@ -426,29 +426,17 @@ cudaError_t launch_outer(const OuterParams& p, bool inverse, cudaStream_t stream
   return cudaGetLastError();
 }
 
-// M1 = Ra * Rb with the first stage as large as possible.
-template <typename T>
-cudaError_t launch_outer_t(const OuterParams& p, bool inverse, cudaStream_t stream) {
-  switch (p.M1) {
-    case 2: return launch_outer<T, 2, 1>(p, inverse, stream);
-    case 4: return launch_outer<T, 4, 1>(p, inverse, stream);
-    case 8: return launch_outer<T, 8, 1>(p, inverse, stream);
-    case 16: return launch_outer<T, 16, 1>(p, inverse, stream);
-    case 32: return launch_outer<T, 16, 2>(p, inverse, stream);
-    case 64: return launch_outer<T, 16, 4>(p, inverse, stream);
-    case 128: return launch_outer<T, 16, 8>(p, inverse, stream);
-    case 256: return launch_outer<T, 16, 16>(p, inverse, stream);
-    case 512: return launch_outer<T, 16, 32>(p, inverse, stream);
-    default: return cudaErrorInvalidValue;
-  }
-}
-
 }  // namespace
 
 cudaError_t launch_outer_pass(const OuterParams& p, DType dtype, bool inverse, cudaStream_t stream) {
   if (p.M1 * static_cast<int64_t>(p.M2) != p.N) return cudaErrorInvalidValue;
-  return dtype == DType::kBF16 ? launch_outer_t<__nv_bfloat16>(p, inverse, stream)
-                               : launch_outer_t<__half>(p, inverse, stream);
+  // M1 = Ra * Rb with the first stage as large as possible (ops/fftconv/long.py outer_radices)
+  return dispatch<2, 4, 8, 16, 32, 64, 128, 256, 512>(p.M1, [&](auto m1) {
+    constexpr int M1 = decltype(m1)::value, Ra = M1 < 16 ? M1 : 16;
+    return dispatch<DType::kBF16, DType::kFP16>(dtype, [&](auto d) {
+      return launch_outer<element_t<decltype(d)::value>, Ra, M1 / Ra>(p, inverse, stream);
+    });
+  });
 }
 
 }  // namespace longconv::fftconv

@@ -357,12 +357,7 @@ cudaError_t launch_weight_grad_t(const Params& p, cudaStream_t stream) {
 
 template <typename F>
 cudaError_t by_dtype(DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::kF32: return f(float{});
-    case DType::kBF16: return f(__nv_bfloat16{});
-    case DType::kFP16: return f(__half{});
-  }
-  return cudaErrorInvalidValue;
+  return dispatch<DType::kF32, DType::kBF16, DType::kFP16>(dtype, [&](auto d) { return f(element_t<decltype(d)::value>{}); });
 }
 
 }  // namespace

@@ -10,11 +10,13 @@
 
 #include <cuda_runtime.h>
 
+#include "../common/dispatch.h"
+
 namespace longconv::shortconv {
 
 constexpr int kMaxWidth = 8;
 
-enum class DType : int { kF32 = 0, kBF16 = 1, kFP16 = 2 };
+using longconv::DType;
 
 struct Params {
   int B, H, L, K, pad_left;

@@ -35,18 +35,13 @@ from .plan import (
     KERNEL_FFT_SIZES,
     MIN_FFT_SIZE,
     TAPS_ROUTE_MAX_FFT_SIZE,
+    Route,
     default_fft_size,
     min_fft_size,
+    plan_route,
     takes_long_path,
 )
 from .reference import fftconv_bwd_ref, fftconv_ref
-
-def _long_taps_route(u: Tensor, fft_size: int, pre_gate, post_gate, k: Tensor, k_rev, bias) -> bool:
-    """Inference calls of the long path with causal taps transform the filter on the GPU's own
-    pipeline (outer pass over the taps, then the fused kernel's forward FFT of each row: no cuFFT,
-    no padded copy). With grad, or anti-causal taps, the filter goes through ``filter_spectrum``."""
-    return takes_long_path(fft_size, u.dtype) and k_rev is None and not dispatch.needs_grad(u, pre_gate, post_gate, k, bias)
-
 
 @dataclass(frozen=True)
 class FilterSpectrum:
@@ -285,29 +280,29 @@ def fftconv(
     mod = None
     if kernel_unsupported_reason(u, N) is None:
         mod = dispatch.direct_module(u, k_f, pre_gate, post_gate, *taps)
-    if mod is not None and taps:
-        if N <= TAPS_ROUTE_MAX_FFT_SIZE[u.dtype]:  # filter transform + convolution in one host call
-            dispatch.record("fftconv", "cuda")
-            if dispatch.needs_grad(u, pre_gate, post_gate, *taps):  # a C++ autograd node: no Python in its backward
-                dispatch.record("fftconv_bwd", "cuda")  # (recorded here: that backward cannot report itself)
-                return fused.taps_fftconv_autograd(mod, u, pre_gate, post_gate, N, *taps,
-                                                   _adjoint_weights(N, u.device, torch.float32))
-            return _taps_fftconv_cuda(mod, u, pre_gate, post_gate, N, *taps)[0]
-        if _long_taps_route(u, N, pre_gate, post_gate, *taps):
-            dispatch.record("fftconv", "cuda")
-            return long_path.long_taps_fwd_cuda(mod, u, k, bias, pre_gate, post_gate, N)
+    spectrum_given = isinstance(k, FilterSpectrum)
+    needs_grad = dispatch.needs_grad(u, pre_gate, post_gate, k_f, *taps)
+    route = plan_route(u.dtype, N, eager_kernel=mod is not None, taps=not spectrum_given,
+                       anti_causal=k_rev is not None, low_band=spectrum_given and k.low_band, needs_grad=needs_grad)
+    if route is Route.TAPS:
+        dispatch.record("fftconv", "cuda")
+        if needs_grad:  # the C++ autograd node: no Python in its backward
+            dispatch.record("fftconv_bwd", "cuda")  # (recorded here: that backward cannot report itself)
+            return fused.taps_fftconv_autograd(mod, u, pre_gate, post_gate, N, *taps,
+                                               _adjoint_weights(N, u.device, torch.float32))
+        return _taps_fftconv_cuda(mod, u, pre_gate, post_gate, N, *taps)[0]
+    if route is Route.LONG_TAPS:
+        dispatch.record("fftconv", "cuda")
+        return long_path.long_taps_fwd_cuda(mod, u, k, bias, pre_gate, post_gate, N)
     if k_f is None:
         k_f = filter_spectrum(k.to(torch.float64) if u.dtype == torch.float64 else k, N, k_rev, bias)
-    low_band = mod is not None and taps == () and k.low_band
-    if low_band and not dispatch.needs_grad(u, k_f, pre_gate, post_gate):
-        # frequency-sparse inference: the kernels skip half of their core's last DFT stage
+    if route is Route.LOW_BAND:
         dispatch.record("fftconv", "cuda", "low band")
         if takes_long_path(N, u.dtype):
-
             return long_path.long_fwd_cuda(mod, u, k_f, pre_gate, post_gate, N, low_band=True)
         return fused.low_band_fwd_cuda(mod, u, k_f, pre_gate, post_gate, N)
-    if mod is not None:
-        if dispatch.needs_grad(u, k_f, pre_gate, post_gate):
+    if route is Route.SPECTRUM:
+        if needs_grad:
             return _FFTConvFunction.apply(u, k_f, pre_gate, post_gate, N)
         return _fftconv_cuda(u, k_f, pre_gate, post_gate, N)
     return torch.ops.longconv.fftconv(u, k_f, pre_gate, post_gate, N)
@@ -432,9 +427,12 @@ def _setup_context(ctx, inputs, output):
     ctx.fft_size = fft_size
 
 
-def _backward(ctx, dy):
+def _spectrum_backward(ctx, dy, fftconv_bwd=None):
+    """The spectrum route's backward: through the custom op (traced graphs), or, from the eager
+    Function below, straight to its CUDA implementation."""
     u, k_f, pre_gate, post_gate = ctx.saved_tensors
-    grads = torch.ops.longconv.fftconv_bwd(dy.contiguous(), u, k_f, pre_gate, post_gate, ctx.fft_size)
+    fftconv_bwd = fftconv_bwd or torch.ops.longconv.fftconv_bwd
+    grads = fftconv_bwd(dy.contiguous(), u, k_f, pre_gate, post_gate, ctx.fft_size)
     return _needed(ctx, grads, pre_gate, post_gate)
 
 
@@ -449,12 +447,12 @@ def _needed(ctx, grads, pre_gate, post_gate):
     )
 
 
-torch.library.register_autograd("longconv::fftconv", _backward, setup_context=_setup_context)
+torch.library.register_autograd("longconv::fftconv", _spectrum_backward, setup_context=_setup_context)
 
 
 class _FFTConvFunction(torch.autograd.Function):
-    """The eager CUDA route (see :func:`.dispatch.direct_call_ok`): the custom op's forward and
-    backward, without the library dispatcher in between."""
+    """The spectrum route in eager mode (see :func:`.dispatch.direct_module`): the custom op's
+    forward and its one backward, without the library dispatcher in between (host time)."""
 
     @staticmethod
     def forward(ctx, u, k_f, pre_gate, post_gate, fft_size):
@@ -464,9 +462,7 @@ class _FFTConvFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, dy):
-        u, k_f, pre_gate, post_gate = ctx.saved_tensors
-        grads = _fftconv_bwd_cuda(dy.contiguous(), u, k_f, pre_gate, post_gate, ctx.fft_size)
-        return _needed(ctx, grads, pre_gate, post_gate)
+        return _spectrum_backward(ctx, dy, _fftconv_bwd_cuda)
 
 
 def _plain_taps_inference(u: object, k: object, fft_size: int | None) -> Tensor | None:

@@ -5,6 +5,8 @@ them from here."""
 
 from __future__ import annotations
 
+import enum
+
 import torch
 
 MIN_FFT_SIZE = 256
@@ -16,8 +18,12 @@ KERNEL_DTYPES = (torch.bfloat16, torch.float16)
 # Up to these sizes the eager CUDA route transforms a time-domain filter itself, in the same host
 # call as the convolution: bf16 calls on the fused kernel's own forward FFT (tensor cores, every
 # fused size), fp16 calls with an fp32 one-launch transform (fp16 keeps its tighter accuracy; it
-# beats rfft + layout up to 4K). Above, and in the long path, see ``_long_taps_route``.
+# beats rfft + layout up to 4K). Above: ``Route.LONG_TAPS`` or the spectrum (``plan_route``).
 TAPS_ROUTE_MAX_FFT_SIZE = {torch.bfloat16: 16384, torch.float16: 4096}
+# The fp32 one-launch filter transform (``fused.filter_to_slots``, fp16's taps route) and the
+# taps' gradient straight from the backward's accumulators run up to this size.
+FILTER_TRANSFORM_MAX_FFT_SIZE = 8192
+assert TAPS_ROUTE_MAX_FFT_SIZE[torch.float16] <= FILTER_TRANSFORM_MAX_FFT_SIZE
 
 
 def takes_long_path(fft_size: int, dtype: torch.dtype) -> bool:
@@ -27,6 +33,42 @@ def takes_long_path(fft_size: int, dtype: torch.dtype) -> bool:
     fp16 keeps the fused kernel there: the long path's bf16 intermediate would lose fp16's extra
     precision."""
     return fft_size in LONG_FFT_SIZES or (fft_size == FUSED_FFT_SIZES[-1] and dtype == torch.bfloat16)
+
+
+class Route(enum.Enum):
+    """How one ``fftconv`` call runs; each route has one forward and one backward."""
+
+    TAPS = "taps"  # fused kernel from time-domain taps, the filter transformed in the same host call;
+    #                with grad: the C++ autograd node (its backward has no Python)
+    LONG_TAPS = "long taps"  # inference, causal taps, long path: the filter's rows on the kernels' own FFT
+    LOW_BAND = "low band"  # inference with a low-band FilterSpectrum: cores skip half their last stage
+    SPECTRUM = "spectrum"  # the fused kernel or the long path from an fp32 spectrum (custom op's autograd)
+    CUSTOM_OP = "custom op"  # torch.ops.longconv.fftconv: traced / compiled graphs, CPU, the reference
+
+
+def plan_route(
+    dtype: torch.dtype,
+    fft_size: int,
+    *,
+    eager_kernel: bool,
+    taps: bool,
+    anti_causal: bool,
+    low_band: bool,
+    needs_grad: bool,
+) -> Route:
+    """The route of a call. ``eager_kernel``: a CUDA tensor outside tracing, the kernels built and
+    taking (dtype, fft_size); ``taps``: the filter is time-domain (else a ``FilterSpectrum``).
+    Whether the kernel part is the fused kernel or the long path is :func:`takes_long_path`."""
+    if not eager_kernel:
+        return Route.CUSTOM_OP
+    if taps:
+        if fft_size <= TAPS_ROUTE_MAX_FFT_SIZE[dtype]:
+            return Route.TAPS
+        if takes_long_path(fft_size, dtype) and not anti_causal and not needs_grad:
+            return Route.LONG_TAPS
+    elif low_band and not needs_grad:
+        return Route.LOW_BAND
+    return Route.SPECTRUM
 
 
 def next_power_of_two(n: int) -> int:

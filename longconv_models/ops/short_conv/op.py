@@ -160,9 +160,12 @@ def _setup(ctx, inputs, output):
     ctx.pad_left, ctx.channels_last = pad_left, channels_last
 
 
-def _backward(ctx, dy):
+def _backward(ctx, dy, short_conv_bwd=None):
+    """The op's one backward: through the custom op (traced graphs), or, from the eager Function
+    below, straight to the kernels."""
     x, weight, bias = ctx.saved_tensors
-    grads = torch.ops.longconv.short_conv_bwd(dy.contiguous(), x, weight, bias, ctx.pad_left, ctx.channels_last)
+    short_conv_bwd = short_conv_bwd or torch.ops.longconv.short_conv_bwd
+    grads = short_conv_bwd(dy.contiguous(), x, weight, bias, ctx.pad_left, ctx.channels_last)
     return _needed(ctx, grads, bias)
 
 
@@ -181,8 +184,8 @@ torch.library.register_autograd("longconv::short_conv", _backward, setup_context
 
 
 class _ShortConvFunction(torch.autograd.Function):
-    """The eager CUDA route (see :func:`.dispatch.direct_call_ok`): the custom op's forward and
-    backward, without the library dispatcher in between."""
+    """The eager CUDA route (see :func:`.dispatch.direct_module`): the custom op's forward and its
+    one backward, without the library dispatcher in between (host time)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, pad_left, channels_last):
@@ -192,7 +195,8 @@ class _ShortConvFunction(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx, dy):
-        x, weight, bias = ctx.saved_tensors
-        mod = dispatch.select("short_conv_bwd", None)
-        grads = _short_conv_grads(mod, dy.contiguous(), x, weight, bias, ctx.pad_left, ctx.channels_last)
-        return _needed(ctx, grads, bias)
+        return _backward(ctx, dy, _eager_short_conv_bwd)
+
+
+def _eager_short_conv_bwd(dy, x, weight, bias, pad_left, channels_last):
+    return _short_conv_grads(dispatch.select("short_conv_bwd", None), dy, x, weight, bias, pad_left, channels_last)
