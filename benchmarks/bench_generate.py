@@ -4,8 +4,8 @@
     python benchmarks/bench_generate.py --device cpu    # CPU: the shipped character Hyena LM
 
 Per (prefix length, batch): the prefill of the prompt (fused path), then ``--steps`` decoding
-steps with the :class:`HyenaCache` (median ms per step; wall clock with a device sync per step,
-what ``generate`` pays), the cost of one full-recompute step (a forward over prefix + 1 tokens,
+steps with the :class:`HyenaCache` (mean and median ms per step, wall clock with a device sync per
+step, what ``generate`` pays; on a GPU with the CUDA graph of the step and without), the cost of one full-recompute step (a forward over prefix + 1 tokens,
 what ``generate(use_cache=False)`` pays per token), and the cache's memory. GPU runs use bf16
 weights. Also the end-to-end ``generate`` of ``--new`` tokens on the CPU row set (the quickstart's
 case). JSON with ``--out``.
@@ -52,13 +52,11 @@ def build(device):
     return model, model.config.vocab_size
 
 
-@torch.no_grad()
-def row(model, vocab, device, prefix, batch, steps, recompute):
-    lo = 7 if vocab == 12 else 8
-    ids = torch.randint(lo, vocab, (batch, prefix), device=device)
-    cache = HyenaCache(model)
-    prefill_s = timed(lambda: model(ids, cache=cache, use_cache=True), device, reps=1)
-    token = torch.randint(lo, vocab, (batch, 1), device=device)
+def decode_ms(model, cache, token, device, steps):
+    """(median, mean) wall ms of ``steps`` one-token steps after two warm-up steps (the first
+    graph-eligible step records the CUDA graph); the mean includes the block steps' tiles."""
+    for _ in range(2):
+        model(token, cache=cache, use_cache=True)
     times = []
     for _ in range(steps):
         sync(device)
@@ -66,15 +64,43 @@ def row(model, vocab, device, prefix, batch, steps, recompute):
         model(token, cache=cache, use_cache=True)
         sync(device)
         times.append(time.perf_counter() - t)
-    ms = statistics.median(times[2:] if steps > 4 else times) * 1e3
-    out = dict(prefix=prefix, batch=batch, prefill_s=round(prefill_s, 4), cached_ms_per_token=round(ms, 3),
-               cached_tokens_per_s=round(batch * 1e3 / ms, 1), cache_mib=round(cache.memory_bytes() / 2**20, 1),
-               tiled=cache.layers[0].conv.tiled)
-    del cache
-    if recompute:
+    return statistics.median(times) * 1e3, statistics.fmean(times) * 1e3
+
+
+def pipelined_ms(step, n=128) -> float:
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(n):
+        step()
+    torch.cuda.synchronize()
+    return (time.perf_counter() - t) * 1e3 / n
+
+
+@torch.no_grad()
+def row(model, vocab, device, prefix, batch, steps, recompute):
+    lo = 7 if vocab == 12 else 8
+    ids = torch.randint(lo, vocab, (batch, prefix), device=device)
+    token = torch.randint(lo, vocab, (batch, 1), device=device)
+    out = dict(prefix=prefix, batch=batch)
+    for graphs in ([True, False] if device == "cuda" else [False]):
+        cache = HyenaCache(model, cuda_graphs=graphs)
+        prefill_s = timed(lambda: model(ids, cache=cache, use_cache=True), device, reps=1)
+        median, mean = decode_ms(model, cache, token, device, steps)
+        tag = "graph" if graphs else "eager"
+        out.update({f"{tag}_ms_per_token": round(mean, 3), f"{tag}_median_ms": round(median, 3)})
+        if graphs and device == "cuda":  # without a sync per step: the host runs ahead of the GPU
+            out["graph_pipelined_ms"] = round(pipelined_ms(lambda: model(token, cache=cache, use_cache=True)), 3)
+            out["replay_only_ms"] = round(pipelined_ms(lambda: cache.graph.replay(token)), 3)
+        if graphs or device != "cuda":
+            out.update(prefill_s=round(prefill_s, 4), cache_mib=round(cache.memory_bytes() / 2**20, 1))
+        del cache
+    best = out["graph_ms_per_token"] if device == "cuda" else out["eager_ms_per_token"]
+    out.update(cached_ms_per_token=best, cached_tokens_per_s=round(batch * 1e3 / best, 1))
+    if recompute and batch * (prefix + 1) <= 2**23:  # (larger: a forward of that size is not a useful baseline)
         full = torch.randint(lo, vocab, (batch, prefix + 1), device=device)
+        model(full)  # warm-up (first calls at a new shape build filters and plans)
         rs = timed(lambda: model(full), device, reps=2 if prefix < 2**19 else 1) * 1e3
-        out.update(recompute_ms_per_token=round(rs, 2), speedup=round(rs / ms, 1))
+        out.update(recompute_ms_per_token=round(rs, 2), speedup=round(rs / best, 1))
     return out
 
 
@@ -83,19 +109,20 @@ def main():
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--prefixes", default=None)
     ap.add_argument("--batches", default=None)
-    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=None, help="decoding steps per row (default 130 GPU, 20 CPU)")
     ap.add_argument("--new", type=int, default=200)
     ap.add_argument("--out")
     args = ap.parse_args()
     torch.manual_seed(0)
     model, vocab = build(args.device)
     gpu = args.device == "cuda"
+    args.steps = args.steps or (130 if gpu else 20)
     prefixes = [int(x) for x in (args.prefixes or ("1024,16384,131072,1048576" if gpu else "100,1000,4000")).split(",")]
     batches = [int(x) for x in (args.batches or ("1,64" if gpu else "1")).split(",")]
     model.extend_context(max(prefixes) + args.steps + 8)
     rows = []
-    print(f"{'prefix':>8} {'batch':>5} {'prefill s':>9} {'cached ms/tok':>13} {'tok/s':>9} {'recompute ms':>12} "
-          f"{'speed-up':>8} {'cache MiB':>9} {'tiled':>5}")
+    print(f"{'prefix':>8} {'batch':>5} {'prefill s':>9} {'graph ms/tok':>12} {'eager ms/tok':>12} {'tok/s':>9} "
+          f"{'recompute ms':>12} {'speed-up':>8} {'cache MiB':>9}")
     for prefix in prefixes:
         for batch in batches:
             try:
@@ -107,9 +134,11 @@ def main():
             if "error" in r:
                 print(f"{prefix:>8} {batch:>5}  out of memory")
                 continue
-            print(f"{prefix:>8} {batch:>5} {r['prefill_s']:>9.3f} {r['cached_ms_per_token']:>13.3f} "
-                  f"{r['cached_tokens_per_s']:>9.1f} {r.get('recompute_ms_per_token', 0):>12.2f} "
-                  f"{r.get('speedup', 0):>8.1f} {r['cache_mib']:>9.1f} {str(r['tiled']):>5}")
+            graph = f"{r['graph_ms_per_token']:.3f}" if "graph_ms_per_token" in r else "-"
+            print(f"{prefix:>8} {batch:>5} {r['prefill_s']:>9.3f} {graph:>12} "
+                  f"{r['eager_ms_per_token']:>12.3f} {r['cached_tokens_per_s']:>9.1f} "
+                  f"{r.get('recompute_ms_per_token', 0):>12.2f} {r.get('speedup', 0):>8.1f} {r['cache_mib']:>9.1f}",
+                  flush=True)
     result = {"device": torch.cuda.get_device_name() if gpu else "cpu", "rows": rows}
     if not gpu:  # the quickstart's generation, end to end
         from transformers import AutoTokenizer

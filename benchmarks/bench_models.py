@@ -171,13 +171,14 @@ def bench_one(name, factory, L, B, checkpointing, args) -> dict:
         fused, ref = row[f"{kind}_fused_ms"], row[f"{kind}_reference_ms"]
         row[f"{kind}_speedup"] = ref / fused
         # share of device time in the convolutions: measured on the fused path (the extension's
-        # kernels), derived on the reference path (same non-convolution work)
-        rest = fused - row[f"{kind}_fused_conv_ms"] * fused / max(row[f"{kind}_fused_kernels_ms"], 1e-9)
+        # kernels), derived on the reference path (same non-convolution work); NaN if it ran out of memory
+        conv_ms, kernels_ms = row.get(f"{kind}_fused_conv_ms", float("nan")), row.get(f"{kind}_fused_kernels_ms", 1.0)
+        rest = fused - conv_ms * fused / max(kernels_ms, 1e-9)
         row[f"{kind}_fused_conv_share"] = 1 - rest / fused
         row[f"{kind}_reference_conv_share"] = 1 - rest / ref
         if checkpointing:
             model.gradient_checkpointing_disable()
-    del model, opt, compiled
+    model = opt = compiled = None  # (the closures above hold them: free before the next model)
     torch.cuda.empty_cache()
     return row
 
@@ -219,6 +220,12 @@ def long_rows(args) -> list[dict]:
     return rows
 
 
+def save(path, rows, extra) -> None:
+    if path:
+        with open(path, "w") as f:
+            json.dump({"device": torch.cuda.get_device_name(), "rows": rows, "long": extra}, f, indent=1)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default=",".join(MODELS))
@@ -236,11 +243,10 @@ def main():
             r = rows[-1]
             print(f"{name} L={L} B={B}: train {r['train_fused_ms']:.1f} / {r['train_reference_ms']:.1f} ms, "
                   f"infer {r['infer_fused_ms']:.1f} / {r['infer_reference_ms']:.1f} ms", flush=True)
+            save(args.out, rows, extra)  # after every row: a long run cut short keeps what it measured
     if args.long:
         extra = long_rows(args)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"device": torch.cuda.get_device_name(), "rows": rows, "long": extra}, f, indent=1)
+        save(args.out, rows, extra)
     print(f"\n{'model':<22} {'L':>8} {'B':>4} | {'train tok/s':>11} {'x ref':>6} {'conv%':>6} {'ref conv%':>9} "
           f"{'GB':>6} | {'infer tok/s':>11} {'x ref':>6} {'conv%':>6} {'GB':>6}" + (" | compiled x" if args.compile else ""))
     for r in rows:

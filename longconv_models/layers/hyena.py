@@ -21,31 +21,58 @@ ROLLBACK_MAX = 64  # tokens a decoding state can roll back (assisted decoding re
 
 class HyenaState:
     """What one Hyena operator needs to decode token by token after a prefix: the last inputs
-    of the short convolution (kept for ``ROLLBACK_MAX`` more positions, to roll back) and the
-    long convolution's state (:class:`IncrementalConv`)."""
+    of the short convolution (``ROLLBACK_MAX`` more than its width, to roll back) and the long
+    convolution's state (:class:`IncrementalConv`). The per-token buffers keep their addresses
+    (a CUDA graph of the decoding step replays against them)."""
 
-    def __init__(self, op: "HyenaOperator", batch: int, device, dtype, direct_max: int = 256):
+    def __init__(self, op: "HyenaOperator", batch: int, device, dtype, block: int = 64):
         self.width = op.short_filter.kernel_size[0]
-        self.pre = torch.zeros(batch, op.in_proj.out_features, 0, device=device, dtype=dtype)  # in_proj outputs
+        # the last in_proj outputs, newest last; zeros before the first input
+        self.pre = torch.zeros(batch, op.in_proj.out_features, ROLLBACK_MAX + self.width, device=device, dtype=dtype)
         self.conv = IncrementalConv(op.filter_fn.causal_taps, op.filter_fn.bias, batch, op.d_model, device, dtype,
-                                    direct_max)
+                                    block, taps_length=op.filter_fn.causal_taps_length)
+        self.graph_recording = False  # set while a CUDA graph of the decoding step is recorded
+        # the short filter in fp32 (a copy for half-precision weights: one conversion per state, not per token)
+        self.short_weight = op.short_filter.weight.detach()[:, 0, :].float()
+        bias = op.short_filter.bias
+        self.short_bias = None if bias is None else bias.detach().float()
 
     @property
     def length(self) -> int:
         return self.conv.n
 
+    @property
+    def buffers_version(self) -> int:
+        return self.conv.buffers_version
+
+    def advance(self) -> None:
+        """The host side of a decoding step (see :meth:`IncrementalConv.advance`)."""
+        self.conv.advance()
+
     def keep_pre(self, pre: Tensor) -> None:
-        self.pre = torch.cat([self.pre, pre.to(self.pre.dtype)], dim=2)[:, :, -(ROLLBACK_MAX + self.width):]
+        """Append in_proj outputs (B, 3d, T), keeping the last ``pre.shape[2]`` in place."""
+        keep = self.pre.shape[2]
+        T = pre.shape[2]
+        if T >= keep:
+            self.pre.copy_(pre[:, :, -keep:])
+        else:
+            self.pre.copy_(torch.cat([self.pre[:, :, T:], pre.to(self.pre.dtype)], dim=2))
 
     def crop(self, n: int) -> None:
         back = self.length - n
-        if back > self.pre.shape[2] - (self.width - 1) and n > 0:
+        if back > self.pre.shape[2] - (self.width - 1) and n > 0:  # the window before n would be lost
             raise ValueError(f"cannot roll a decoding state back by {back} tokens (at most {ROLLBACK_MAX})")
-        self.pre = self.pre[:, :, : self.pre.shape[2] - back] if back else self.pre
+        if back >= self.pre.shape[2] or n == 0:
+            self.pre.zero_()
+        elif back > 0:  # the inputs before the last `back` move to the end, zeros before them
+            self.pre.copy_(torch.cat([torch.zeros_like(self.pre[:, :, :back]), self.pre[:, :, :-back]], dim=2))
         self.conv.crop(n)
 
     def select(self, index: Tensor) -> None:
-        self.pre = self.pre.index_select(0, index)
+        if index.numel() == self.pre.shape[0]:
+            self.pre.copy_(self.pre.index_select(0, index))
+        else:
+            self.pre = self.pre.index_select(0, index)
         self.conv.select(index)
 
     def memory_bytes(self) -> int:
@@ -101,7 +128,12 @@ class HyenaOperator(nn.Module):
         ``state``: empty -> the prefix is processed as usual and recorded; holding a prefix ->
         x holds the next tokens, decoded one at a time."""
         if state is not None and state.length > 0:
-            return torch.stack([self.step(x[:, i], state) for i in range(x.shape[1])], dim=1)
+            outputs = []
+            for i in range(x.shape[1]):
+                outputs.append(self.step(x[:, i], state))
+                if not state.graph_recording:  # (a CUDA graph's runner advances after each replay)
+                    state.advance()
+            return torch.stack(outputs, dim=1)
         L = x.shape[1]
         if attention_mask is None and state is None:
             x0, x1, v = projected_groups(x, self.in_proj, self.short_filter, 3)  # each (B, d, L)
@@ -122,16 +154,14 @@ class HyenaOperator(nn.Module):
         return x0, x1, v
 
     def step(self, x: Tensor, state: HyenaState) -> Tensor:
-        """One token x (B, d) after the prefix in ``state`` -> (B, d); O(d^2 + d t) (direct) or
-        O(d^2 + d log^2 t) (tiled) per token."""
+        """One token x (B, d) after the prefix in ``state`` -> (B, d), O(d^2 + d block) on fixed
+        buffers; the state's host side (:meth:`HyenaState.advance`) follows."""
         p = F.linear(x, self.in_proj.weight, self.in_proj.bias)  # (B, 3d)
         state.keep_pre(p[:, :, None])
         window = state.pre[:, :, -state.width:]
-        if window.shape[2] < state.width:  # fewer inputs than the filter is wide: zeros before them
-            window = F.pad(window, (state.width - window.shape[2], 0))
-        s = (window.float() * self.short_filter.weight[:, 0, :].float()).sum(-1)
-        if self.short_filter.bias is not None:
-            s = s + self.short_filter.bias.float()
+        s = (window.float() * state.short_weight).sum(-1)
+        if state.short_bias is not None:
+            s = s + state.short_bias
         x0, x1, v = s.chunk(3, dim=-1)
-        y = state.conv.step(x1 * v) * x0
+        y = state.conv.step_on_device(x1 * v) * x0
         return F.linear(self.dropout(y).to(p.dtype), self.out_proj.weight, self.out_proj.bias)

@@ -185,6 +185,11 @@ class HyenaFilter(nn.Module):
             return {"k": frequency_sparse(k, self.frequency_keep, L, k_rev=k_rev, bias=bias)}
         return {"k": k, "k_rev": k_rev, "bias": bias}
 
+    @property
+    def causal_taps_length(self) -> int:
+        """How many leading causal taps can be nonzero (:meth:`causal_taps` pads with zeros)."""
+        return min(self.filter_length, self.max_length)
+
     def causal_taps(self, L: int) -> Tensor:
         """The first L causal taps (d_model, L), zeros past the filter's taps, also past
         ``max_length``: the partial-convolution rule of :meth:`extend_context` (incremental

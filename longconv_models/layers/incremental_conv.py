@@ -2,20 +2,24 @@
 
     y[t] = sum_{s <= t} h[t - s] u[s] + D u[t]
 
-Two methods, chosen by the prefix length (``direct_max``):
+Positions are grouped in blocks of ``block`` (64) inputs:
 
-* **direct**: each new output is the dot product of the cached inputs with the reversed taps,
-  O(D t) per token; cheapest for short prefixes.
-* **tiled** (Flash Inference, Oncescu et al., ICLR 2025, after van der Hoeven's relaxed
-  multiplication): when the m-th input arrives, the last U = lowbit(m) inputs are convolved with
-  the first 2U taps and added to the next U outputs (an accumulator), so every pair (s < t) is
-  counted exactly once and output t needs only acc[t] + h[0] u[t]. The tiles double in size:
-  O(D log^2 t) amortised per token. Tiles of more than ``TILE_DIRECT_MAX`` inputs run through
-  :func:`longconv_models.fftconv` (the fused kernel on a GPU).
+* **within the current block** (every token, fixed shapes): the block's inputs so far, zero past
+  the position, against one row of the block's Toeplitz matrix of taps (D on its diagonal), plus
+  what the earlier blocks contribute to this position (``window_acc``), O(D block) per token. The
+  work reads and writes the same buffers at every step, addressed by a position held on the
+  device, so a decoding step can be replayed as a CUDA graph (``models/hyena/decoding_graph.py``).
+* **between blocks** (every ``block`` tokens, host-driven): the tiled method of Flash Inference
+  (Oncescu et al., ICLR 2025, after van der Hoeven's relaxed multiplication) at block granularity:
+  when the m-th block completes, the last U = lowbit(m) blocks are convolved with the first 2U
+  blocks of taps and added to the next U blocks' accumulator, so every pair of blocks (a < b) is
+  counted exactly once; the tiles double in size, O(D log^2 t) amortised per token. Tiles of more
+  than ``TILE_DIRECT_MAX`` inputs run through :func:`longconv_models.fftconv` (the fused kernel
+  on a GPU).
 
-Switching from direct to tiled at length n (or rolling back to length n) rebuilds the
-accumulator from the cached inputs: the tiles of steps m <= n whose targets reach past n are
-exactly the prefixes of n's binary expansion, O(n log n) once.
+Starting after a prefix of n inputs (or rolling back to n) rebuilds the accumulator: the tiles of
+the block steps m <= n // block whose targets reach past it are exactly the prefixes of its binary
+expansion, O(n log n) once.
 """
 
 from __future__ import annotations
@@ -27,130 +31,192 @@ from torch import Tensor
 
 from ..ops import fftconv
 
-TILE_DIRECT_MAX = 32  # tiles up to this many inputs: a small Toeplitz product, no FFT
+TILE_DIRECT_MAX = 64  # tiles up to this many inputs: a small Toeplitz product, no FFT
 
 
 def _lowbit(m: int) -> int:
     return m & -m
 
 
+def _toeplitz(h: Tensor, size: int, offset: int) -> Tensor:
+    """(channels, size, size) with [:, p, j] = h[:, offset + p - j] (zero where that is negative)."""
+    gap = offset + torch.arange(size, device=h.device)[:, None] - torch.arange(size, device=h.device)[None, :]
+    return torch.where(gap >= 0, h[:, gap.clamp(min=0)], 0.0)
+
+
 class IncrementalConv:
     """State of one causal long convolution over ``channels`` for a batch.
 
     ``taps(L)`` returns the filter's first L taps, (channels, L) fp32 (zeros past the filter's
-    length); it is called again with a larger L when the sequence outgrows the taps it has.
-    ``bias`` is the skip term D (channels,) or None. Inputs are kept in ``dtype``; sums are fp32.
+    length); it is called again with a larger L when the sequence outgrows the taps it has, up to
+    ``taps_length`` (the filter's nonzero taps; None: unbounded). ``bias`` is the skip term D (channels,) or None. Completed blocks' inputs are kept in
+    ``dtype``; the current block's inputs and every sum are fp32.
+
+    The per-token buffers (``window``, ``window_acc``, ``toeplitz``, ``position``) keep their
+    addresses for the state's life unless the batch changes (``buffers_version`` counts that).
     """
 
     def __init__(self, taps: Callable[[int], Tensor], bias: Tensor | None, batch: int, channels: int,
-                 device: torch.device, dtype: torch.dtype, direct_max: int = 256):
-        self.taps_fn, self.bias = taps, None if bias is None else bias.detach().float()
+                 device: torch.device, dtype: torch.dtype, block: int = 64, taps_length: int | None = None):
+        if block < 1 or block & (block - 1):
+            raise ValueError(f"block must be a power of two, got {block}")
+        self.taps_fn, self.block, self.taps_length = taps, block, taps_length
         self.batch, self.channels, self.device, self.dtype = batch, channels, device, dtype
-        self.direct_max = direct_max
         self.h = torch.zeros(channels, 0, device=device)  # taps, fp32
-        self.h_rev = self.h  # the same taps reversed: h_rev[:, -1 - j] = h[:, j] (the direct form reads a slice)
-        self.toeplitz: dict[int, Tensor] = {}  # small tiles: U -> (channels, U, U) taps at gaps U + p - j
-        self.u = torch.zeros(batch, channels, 0, device=device, dtype=dtype)  # inputs
-        self.acc: Tensor | None = None  # tiled: pending contributions per output position, fp32
+        self._ensure_taps(2 * block)
+        toeplitz = _toeplitz(self.h, block, 0)
+        if bias is not None:  # D u[t]: on the diagonal
+            toeplitz = toeplitz + torch.diag_embed(bias.detach().float().to(device)[:, None].expand(channels, block))
+        self.toeplitz = toeplitz.contiguous()  # (channels, block, block)
+        self.tile_toeplitz: dict[int, Tensor] = {}  # small tiles: U -> (channels, U, U) taps at gaps U + p - j
+        self.u = torch.zeros(batch, channels, 0, device=device, dtype=dtype)  # inputs of completed blocks
+        self.acc = torch.zeros(batch, channels, 0, device=device)  # earlier blocks' contributions, fp32,
+        self.acc_base = 0  # from position acc_base on (the positions before are consumed)
+        self.window = torch.zeros(batch, channels, block, device=device)  # this block's inputs (zeros after)
+        self.window_acc = torch.zeros(batch, channels, block, device=device)  # acc of this block
+        self.position = torch.zeros(1, dtype=torch.long, device=device)  # n % block, on the device
+        self.buffers_version = 0
         self.n = 0
 
     # -- storage ---------------------------------------------------------------------------
     def _ensure_taps(self, length: int) -> None:
+        """At least min(length, taps_length) taps (and 2 * max(block, TILE_DIRECT_MAX): the
+        Toeplitz matrices read that many)."""
+        floor = 2 * max(self.block, TILE_DIRECT_MAX)
+        if self.taps_length is not None:
+            length = min(length, max(self.taps_length, floor))
         if self.h.shape[1] < length:
-            size = max(length, 2 * self.h.shape[1], 64)
+            size = max(length, 2 * self.h.shape[1], floor)
+            if self.taps_length is not None:
+                size = min(size, max(self.taps_length, floor))
             self.h = self.taps_fn(size).detach().float().to(self.device)
-            self.h_rev = self.h.flip(-1).contiguous()
 
-    def _ensure_inputs(self, length: int) -> None:
-        if self.u.shape[2] < length:
-            grown = self.u.new_zeros(self.batch, self.channels, max(length, 2 * self.u.shape[2], 64))
-            grown[:, :, : self.n] = self.u[:, :, : self.n]
-            self.u = grown
+    def _acc_slice(self, start: int, stop: int) -> Tensor:
+        """acc over positions [start, stop) (grown to hold them)."""
+        self.acc = self._grown(self.acc, stop - self.acc_base)
+        return self.acc[:, :, start - self.acc_base: stop - self.acc_base]
 
-    def _ensure_acc(self, length: int) -> None:
-        if self.acc.shape[2] < length:
-            grown = self.acc.new_zeros(self.batch, self.channels, max(length, 2 * self.acc.shape[2]))
-            grown[:, :, : self.acc.shape[2]] = self.acc
-            self.acc = grown
+    @staticmethod
+    def _grown(t: Tensor, length: int) -> Tensor:
+        if t.shape[2] >= length:
+            return t
+        grown = t.new_zeros(t.shape[0], t.shape[1], max(length, 2 * t.shape[2], 64))
+        grown[:, :, : t.shape[2]] = t
+        return grown
 
     def memory_bytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.h, self.h_rev, self.u, self.acc) if t is not None)
+        tensors = (self.h, self.toeplitz, self.u, self.acc, self.window, self.window_acc, *self.tile_toeplitz.values())
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     # -- public ----------------------------------------------------------------------------
-    @property
-    def tiled(self) -> bool:
-        return self.acc is not None
-
     def append(self, u: Tensor) -> None:
         """Store a prefix (or more inputs) without computing outputs: (batch, channels, T)."""
+        self._flush_window()
         T = u.shape[2]
-        self._ensure_inputs(self.n + T)
+        self.u = self._grown(self.u, self.n + T)
         self.u[:, :, self.n: self.n + T] = u
         self.n += T
-        self.acc = None
-        if self.n > self.direct_max:
-            self._start_tiled()
+        self._rebuild()
 
     def step(self, u: Tensor) -> Tensor:
         """One new input (batch, channels) -> its output (batch, channels), fp32."""
-        t = self.n
-        self._ensure_inputs(t + 1)
-        self.u[:, :, t] = u
-        self.n = t + 1
-        uf = u.float()
-        if self.tiled:  # everything before t is in acc[t]; the diagonal term here
-            self._ensure_taps(1)
-            y = self.acc[:, :, t] + self.h[:, 0] * uf
-            self._add_tile(self.n)
-        else:  # y[t] = sum_s h[t - s] u[s]: the inputs against the reversed first t + 1 taps
-            self._ensure_taps(t + 1)
-            taps = self.h_rev[:, self.h_rev.shape[1] - t - 1:]  # h[t], ..., h[0]
-            y = torch.einsum("bds,ds->bd", self.u[:, :, : t + 1].float(), taps)
-            if self.n > self.direct_max:
-                self._start_tiled()
-        return y if self.bias is None else y + self.bias * uf
+        y = self.step_on_device(u)
+        self.advance()
+        return y
+
+    def step_on_device(self, u: Tensor) -> Tensor:
+        """The per-token work alone: fixed shapes and buffers, the position read on the device
+        (what a CUDA graph of a decoding step records). :meth:`advance` must follow."""
+        self.window.index_copy_(2, self.position, u.float()[:, :, None])
+        row = self.toeplitz.index_select(1, self.position)[:, 0]  # (channels, block): h[p - j] (+ D at j = p)
+        y = torch.einsum("bdj,dj->bd", self.window, row) + self.window_acc.index_select(2, self.position)[:, :, 0]
+        self.position.add_(1)
+        return y
+
+    def advance(self) -> None:
+        """The host side of a step: count it; a completed block moves to the tiles."""
+        self.n += 1
+        if self.n % self.block == 0:
+            self._finish_block()
 
     def crop(self, n: int) -> None:
         """Roll back to the first ``n`` inputs."""
-        if n < self.n:
+        if n >= self.n:
+            return
+        start = self.n - self.n % self.block  # the current block's first position
+        if n >= start:  # within the current block: forget its last inputs
+            self.window[:, :, n - start:] = 0
+            self.position.fill_(n - start)
             self.n = n
-            self.acc = None
-            if n > self.direct_max:
-                self._start_tiled()
+            return
+        self.n = n  # every input before n is in self.u
+        self._rebuild()
 
     def select(self, index: Tensor) -> None:
-        """Keep / reorder batch rows (beam search)."""
-        self.u = self.u.index_select(0, index)
-        if self.acc is not None:
-            self.acc = self.acc.index_select(0, index)
-        self.batch = self.u.shape[0]
+        """Keep / reorder batch rows (beam search); the per-token buffers stay in place while the
+        batch size does."""
+        self.u, self.acc = self.u.index_select(0, index), self.acc.index_select(0, index)
+        if index.numel() == self.batch:
+            self.window.copy_(self.window.index_select(0, index))
+            self.window_acc.copy_(self.window_acc.index_select(0, index))
+        else:
+            self.window, self.window_acc = self.window.index_select(0, index), self.window_acc.index_select(0, index)
+            self.buffers_version += 1
+        self.batch = index.numel()
 
-    # -- tiled method ----------------------------------------------------------------------
-    def _start_tiled(self) -> None:
-        """Accumulator for the current length n: the tiles of the steps m <= n whose targets
-        [m, m + lowbit(m)) reach past n are m = n with its low bits cleared one by one."""
-        n = self.n
-        self._ensure_taps(2 * n + 2)
-        self.acc = torch.zeros(self.batch, self.channels, max(2 * n + 2, 64), device=self.device)
-        m = n
-        while m > 0:
-            self._add_tile(m, first_target=n)
-            m -= _lowbit(m)
+    # -- blocks ----------------------------------------------------------------------------
+    def _flush_window(self) -> None:
+        """The current block's inputs into ``self.u`` (positions start .. n)."""
+        start = self.n - self.n % self.block
+        if self.n > start:
+            self.u = self._grown(self.u, self.n)
+            self.u[:, :, start: self.n] = self.window[:, :, : self.n - start].to(self.dtype)
+
+    def _finish_block(self) -> None:
+        self.u = self._grown(self.u, self.n)
+        self.u[:, :, self.n - self.block: self.n] = self.window.to(self.dtype)
+        self._add_tile(self.n // self.block)
+        self.window.zero_()
+        self.position.zero_()
+        self.window_acc.copy_(self._acc_slice(self.n, self.n + self.block))
+        consumed = self.n - self.acc_base
+        if consumed >= self.acc.shape[2] // 2:  # drop the consumed positions (amortised O(1) per token)
+            self.acc, self.acc_base = self.acc[:, :, consumed:].clone(), self.n
+
+    def _rebuild(self) -> None:
+        """Accumulator and window for the current length n: the tiles of the block steps m' <= m
+        (m = completed blocks) whose targets [m', m' + lowbit(m')) reach past m are m with its low
+        bits cleared one by one."""
+        n, b = self.n, self.block
+        m = n // b
+        # targets from this block on, up to twice the highest power of two in m (blocks)
+        span = (2 * (1 << max(m.bit_length() - 1, 0)) - m + 1) * b if m else b
+        self.acc, self.acc_base = torch.zeros(self.batch, self.channels, span, device=self.device), m * b
+        step = m
+        while step > 0:
+            self._add_tile(step, first_target=m)
+            step -= _lowbit(step)
+        start = m * b
+        self.window.zero_()
+        self.window[:, :, : n - start] = self.u[:, :, start:n].float()
+        self.position.fill_(n - start)
+        self.window_acc.copy_(self._acc_slice(start, start + b))
 
     def _add_tile(self, m: int, first_target: int | None = None) -> None:
-        """acc[p] += sum_{s in [m - U, m)} h[p - s] u[s] for p in [max(m, first_target), m + U)."""
-        U = _lowbit(m)
-        self._ensure_acc(m + U)
+        """Block step m: acc[p] += sum_{s in block range [m - U, m)} h[p - s] u[s] for p in the
+        block range [max(m, first_target), m + U), U = lowbit(m) blocks."""
+        b = self.block
+        U = _lowbit(m) * b  # inputs in the tile
+        lo_input, first = m * b - U, m * b  # the tile's inputs [lo_input, first), targets [first, first + U)
         self._ensure_taps(2 * U)
-        w = self.u[:, :, m - U: m]
+        w = self.u[:, :, lo_input: first]
         if U <= TILE_DIRECT_MAX:
-            if U not in self.toeplitz:  # G[p', j] = h[U + p' - j]: gaps 1 .. 2U - 1
-                idx = U + torch.arange(U, device=self.device)[:, None] - torch.arange(U, device=self.device)[None, :]
-                self.toeplitz[U] = self.h[:, idx]
-            contrib = torch.einsum("bdj,dpj->bdp", w.float(), self.toeplitz[U])
+            if U not in self.tile_toeplitz:  # G[p', j] = h[U + p' - j]: gaps 1 .. 2U - 1
+                self.tile_toeplitz[U] = _toeplitz(self.h, U, U)
+            contrib = torch.einsum("bdj,dpj->bdp", w.float(), self.tile_toeplitz[U])
         else:
             # causal conv of [w, 0] with h[:2U]: outputs U .. 2U - 1 are the contributions
             padded = torch.cat([w, torch.zeros_like(w)], dim=2)
-            contrib = fftconv(padded, self.h[:, : 2 * U])[:, :, U:].float()
-        lo = 0 if first_target is None else max(0, first_target - m)
-        self.acc[:, :, m + lo: m + U] += contrib[:, :, lo:]
+            contrib = fftconv(padded, self.h[:, : 2 * U])[:, :, U:].float()  # (fewer taps: zeros past them)
+        lo = 0 if first_target is None else max(0, (first_target - m) * b)
+        self._acc_slice(first + lo, first + U).add_(contrib[:, :, lo:])

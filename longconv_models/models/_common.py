@@ -4,6 +4,8 @@ frequency-sparsity switch."""
 import torch
 import torch.nn.functional as F
 
+from ..layers import HyenaFilter
+
 
 def check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
     """A clear error for ids outside ``[0, vocab_size)`` (the rows that pad the embedding to a
@@ -33,8 +35,6 @@ class FrequencySparseMixin:
     An inference-time setting, not saved with the model. See ``examples/frequency_sparse.py``."""
 
     def sparsify_frequencies(self, keep: float) -> None:
-        from ..layers import HyenaFilter
-
         filters = [m for m in self.modules() if isinstance(m, HyenaFilter)]
         if not filters:
             raise ValueError(f"{type(self).__name__} has no long filters to sparsify")

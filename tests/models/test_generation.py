@@ -24,20 +24,54 @@ def direct(u, h, bias):
     return y + bias.double()[:, None] * u
 
 
-@pytest.mark.parametrize("direct_max,prefix", [(10**9, 0), (0, 0), (0, 37), (50, 7), (64, 100), (5, 300)])
-def test_incremental_conv_matches_the_direct_sum(direct_max, prefix):
+@pytest.mark.parametrize("block,prefix", [(64, 0), (1, 0), (1, 37), (8, 7), (16, 100), (4, 300), (64, 129)])
+def test_incremental_conv_matches_the_direct_sum(block, prefix):
     torch.manual_seed(0)
     B, D, L = 3, 5, 400  # tiles up to 256 inputs: the FFT tile path too
     h, bias, u = torch.randn(D, 512), torch.randn(D), torch.randn(B, D, L)
     ref = direct(u, h, bias)
     conv = IncrementalConv(lambda n: torch.nn.functional.pad(h, (0, max(0, n - 512)))[:, :n], bias, B, D, "cpu",
-                           torch.float32, direct_max=direct_max)
+                           torch.float32, block=block)
     conv.append(u[:, :, :prefix])
     y = torch.stack([conv.step(u[:, :, t]) for t in range(prefix, L)], -1)
     assert torch.allclose(y.double(), ref[:, :, prefix:], rtol=1e-5, atol=1e-4)
-    conv.crop(prefix + 11)  # roll back, then the same outputs again
-    y = torch.stack([conv.step(u[:, :, t]) for t in range(prefix + 11, L)], -1)
-    assert torch.allclose(y.double(), ref[:, :, prefix + 11:], rtol=1e-5, atol=1e-4)
+    for back_to in (prefix + 11, L - 3, prefix + 70):  # roll back (within the block and across), then again
+        conv.crop(back_to)
+        y = torch.stack([conv.step(u[:, :, t]) for t in range(back_to, L)], -1)
+        assert torch.allclose(y.double(), ref[:, :, back_to:], rtol=1e-5, atol=1e-4)
+
+
+def test_incremental_conv_with_fewer_taps_than_the_sequence():
+    """A filter shorter than the sequence (taps_length: extend_context's partial convolution):
+    the tiles read only the nonzero taps."""
+    torch.manual_seed(1)
+    B, D, L, taps = 2, 3, 700, 100
+    h = torch.randn(D, taps)
+    u, bias = torch.randn(B, D, L), torch.randn(D)
+    ref = direct(u, torch.nn.functional.pad(h, (0, L - taps)), bias)
+    conv = IncrementalConv(lambda n: torch.nn.functional.pad(h, (0, max(0, n - taps)))[:, :n], bias, B, D, "cpu",
+                           torch.float32, block=16, taps_length=taps)
+    conv.append(u[:, :, :300])
+    y = torch.stack([conv.step(u[:, :, t]) for t in range(300, L)], -1)
+    assert torch.allclose(y.double(), ref[:, :, 300:], rtol=1e-5, atol=1e-4)
+    assert conv.h.shape[1] <= 2 * 64  # never more taps than the filter has (or the Toeplitz floor)
+
+
+def test_incremental_conv_keeps_its_per_token_buffers_in_place():
+    """What a CUDA graph of the step records must not move: same storage after blocks, roll-backs
+    and a beam reorder of the same batch size; a different batch size bumps the version."""
+    D = 4
+    conv = IncrementalConv(lambda n: torch.randn(D, n), torch.randn(D), 2, D, "cpu", torch.float32, block=8)
+    conv.append(torch.randn(2, D, 21))
+    buffers = [t.data_ptr() for t in (conv.window, conv.window_acc, conv.toeplitz, conv.position)]
+    for _ in range(40):
+        conv.step(torch.randn(2, D))
+    conv.crop(50)
+    conv.select(torch.tensor([1, 0]))
+    assert [t.data_ptr() for t in (conv.window, conv.window_acc, conv.toeplitz, conv.position)] == buffers
+    assert conv.buffers_version == 0
+    conv.select(torch.tensor([1]))
+    assert conv.buffers_version == 1 and conv.window.shape[0] == 1
 
 
 def dna_model(max_seq_len=8192):
@@ -46,17 +80,17 @@ def dna_model(max_seq_len=8192):
                                               filter_order=8, embed_dropout=0.0)).eval()
 
 
-@pytest.mark.parametrize("prompt_len,direct_max", [(1, 256), (7, 256), (1000, 256), (5000, 256), (200, 10**9)])
-def test_cached_decoding_equals_full_recompute(prompt_len, direct_max):
+@pytest.mark.parametrize("prompt_len,block", [(1, 64), (7, 64), (1000, 64), (5000, 64), (200, 4), (63, 64)])
+def test_cached_decoding_equals_full_recompute(prompt_len, block):
     model = dna_model()
     prompt = torch.randint(7, 12, (2, prompt_len))
     new = 12
-    cache = HyenaCache(model, direct_max=direct_max)
+    cache = HyenaCache(model, block=block)
     with torch.no_grad():
         out = model.generate(prompt, max_new_tokens=new, do_sample=False, cache=cache, output_logits=True,
                              return_dict_in_generate=True)
         full = model(out.sequences).logits[:, prompt_len - 1: -1]
-    V = model.config.vocab_size  # generate masks the padded vocabulary rows
+    V = model.config.vocab_size  # generate's logits cover the vocabulary only
     cached, full = torch.stack(out.logits, 1)[..., :V], full[..., :V]
     assert cache.get_seq_length() == prompt_len + new - 1
     assert torch.allclose(cached, full, atol=1e-4, rtol=1e-4), (cached - full).abs().max()
@@ -101,6 +135,19 @@ def test_assisted_decoding_and_beam_search():
     assert torch.equal(beams, beams_plain)
 
 
+def test_beam_search_with_a_padded_vocabulary():
+    """12 tokens, 16 embedding rows: generate sees 12 logits (beam search reshapes by vocab_size)."""
+    model = dna_model(512)
+    assert model.config.padded_vocab_size > model.config.vocab_size
+    prompt = torch.randint(7, 12, (2, 30))
+    with torch.no_grad():
+        out = model.generate(prompt, max_new_tokens=12, do_sample=False, num_beams=3, output_logits=True,
+                             return_dict_in_generate=True)
+        plain = model.generate(prompt, max_new_tokens=12, do_sample=False, num_beams=3, use_cache=False)
+    assert torch.equal(out.sequences, plain)
+    assert out.logits[0].shape[-1] == model.config.vocab_size
+
+
 def test_decoding_past_the_trained_length_warns_and_follows_extend_context():
     model = dna_model(64)
     prompt = torch.randint(7, 12, (1, 50))
@@ -113,14 +160,17 @@ def test_decoding_past_the_trained_length_warns_and_follows_extend_context():
         assert torch.equal(model.generate(prompt, max_new_tokens=30, do_sample=False, use_cache=False), out)
 
 
-def test_per_token_work_does_not_grow_with_the_prefix_in_tiled_mode():
-    """The tiled state touches O(log t) tiles per token: count the positions it reads."""
-    D = 4
-    conv = IncrementalConv(lambda n: torch.ones(D, n), None, 1, D, "cpu", torch.float32, direct_max=0)
+def test_per_token_work_does_not_grow_with_the_prefix():
+    """Per token: one row of the block's Toeplitz matrix; per block: O(log t) tiles. Count the
+    inputs the tiles read."""
+    D, block = 4, 16
+    conv = IncrementalConv(lambda n: torch.ones(D, n), None, 1, D, "cpu", torch.float32, block=block)
     conv.append(torch.randn(1, D, 4096))
     sizes = []
     orig = conv._add_tile
-    conv._add_tile = lambda m, first_target=None: (sizes.append(m & -m), orig(m, first_target))[1]
-    for _ in range(256):
+    conv._add_tile = lambda m, first_target=None: (sizes.append((m & -m) * block), orig(m, first_target))[1]
+    tokens = 1024
+    for _ in range(tokens):
         conv.step(torch.randn(1, D))
-    assert sum(sizes) / len(sizes) < 10  # amortised tile size: log-ish, not the 4096-token prefix
+    assert len(sizes) == tokens // block
+    assert sum(sizes) / tokens < 12  # amortised tile inputs per token: log-ish, not the 4096-token prefix

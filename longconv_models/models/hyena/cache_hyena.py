@@ -13,20 +13,30 @@ class HyenaCache:
     """Per-layer decoding states of a Hyena / HyenaDNA model. The states are built by the first
     forward pass that receives the cache (the prompt: its batch, device and dtype).
 
-    ``direct_max``: prefix length up to which each new token's long-convolution output is a
-    direct dot product with the cached inputs; above it, the tiled method (see
-    ``layers/incremental_conv.py``)."""
+    ``block``: the long convolution's block of positions (``layers/incremental_conv.py``): each
+    token costs O(d block) within its block, and every ``block`` tokens the completed block joins
+    the tiled method. ``cuda_graphs``: on a GPU, one-token decoding steps replay a CUDA graph of
+    the whole step (``decoding_graph.py``) from the second step on."""
 
     is_compileable = False
     is_croppable = True
 
-    def __init__(self, model, direct_max: int = 256):
+    def __init__(self, model, block: int = 64, cuda_graphs: bool = True):
         self.mixers = [layer.mixer for layer in model.hyena.backbone.layers]
-        self.direct_max = direct_max
+        self.block = block
+        self.cuda_graphs = cuda_graphs
         self.layers: list[HyenaState] = []
+        self.graph = None  # the DecodingGraph of the current states
+        self._generation = 0
 
     def begin(self, batch: int, device, dtype) -> None:
-        self.layers = [HyenaState(m, batch, device, dtype, self.direct_max) for m in self.mixers]
+        self.layers = [HyenaState(m, batch, device, dtype, self.block) for m in self.mixers]
+        self._generation += 1
+        self.graph = None
+
+    def buffers_key(self) -> tuple:
+        """Changes whenever a per-token buffer may have moved (a recorded graph is then stale)."""
+        return (self._generation, *(layer.buffers_version for layer in self.layers))
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.layers[layer_idx].length if self.layers else 0

@@ -28,6 +28,7 @@ from ...ops.add_layer_norm import add_layer_norm
 from .._common import FrequencySparseMixin, check_input_ids, sequence_classification_loss
 from ...layers.hyena_filter import init_filter_module
 from .cache_hyena import HyenaCache
+from .decoding_graph import DecodingGraph
 from .configuration_hyena import HyenaConfig
 
 logger = logging.get_logger(__name__)
@@ -273,10 +274,10 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
     def prepare_inputs_for_generation(self, input_ids, attention_mask=None, use_cache=True, **kwargs):
         cache = kwargs.get("cache", kwargs.get("past_key_values"))
         seen = 0 if cache is None else cache.get_seq_length()
-        # generating: the padded vocabulary rows (never trained, ids outside the vocabulary) get
-        # no probability
+        # generating: the logits cover the vocabulary only (the rows that pad the embedding are no
+        # tokens; beam search also reads the width as config.vocab_size)
         return {"input_ids": input_ids[:, seen:], "attention_mask": attention_mask, "cache": cache,
-                "use_cache": cache is not None, "mask_padded_vocab": True}
+                "use_cache": cache is not None, "vocabulary_logits": True}
 
     def _warn_past_max_length(self, cache: HyenaCache, total: int) -> None:
         limit = cache.max_length
@@ -292,6 +293,15 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
             logger.warning_once("frequency-sparse filters: generate re-runs the prefix at every step (no cache)")
         return not sparse and not self.training
 
+    def _graph_step_applies(self, input_ids, inputs_embeds, cache, output_hidden_states) -> bool:
+        """One-token decoding steps on a GPU replay a CUDA graph (``decoding_graph.py``): plain
+        inference only (eval mode, no grad, not traced), token ids in, no hidden states out."""
+        return (cache is not None and cache.cuda_graphs and input_ids is not None and inputs_embeds is None
+                and input_ids.is_cuda and input_ids.dim() == 2 and input_ids.shape[1] == 1
+                and cache.get_seq_length() > 0 and not self.training and not torch.is_grad_enabled()
+                and not (output_hidden_states or self.config.output_hidden_states)
+                and not torch.compiler.is_compiling() and not torch.cuda.is_current_stream_capturing())
+
     @can_return_tuple
     def forward(self, input_ids=None, labels=None, inputs_embeds=None, output_hidden_states=None,
                 num_items_in_batch=None, attention_mask=None, cache=None, use_cache=None, **kwargs):
@@ -305,11 +315,24 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
             cache = HyenaCache(self)
         if cache is not None:
             self._warn_past_max_length(cache, cache.get_seq_length() + (input_ids if input_ids is not None else inputs_embeds).shape[1])
-        out = self.hyena(input_ids=input_ids, inputs_embeds=inputs_embeds, output_hidden_states=output_hidden_states,
-                         attention_mask=attention_mask, cache=cache, return_dict=True)
-        logits = self.lm_head(out.last_hidden_state).float()
-        if kwargs.get("mask_padded_vocab") and logits.shape[-1] > self.config.vocab_size:
-            logits[..., self.config.vocab_size:] = float("-inf")
+        if self._graph_step_applies(input_ids, inputs_embeds, cache, output_hidden_states):
+            check_input_ids(input_ids, self.config.vocab_size)
+            if cache.graph is not None and cache.graph.valid_for(cache, input_ids):
+                logits = cache.graph.replay(input_ids)
+            else:
+                cache.graph = DecodingGraph(self, cache, input_ids)
+                logits = cache.graph.first_logits
+                if cache.graph.error is not None:
+                    logger.warning_once(f"decoding without a CUDA graph (recording failed: {cache.graph.error})")
+                    cache.cuda_graphs, cache.graph = False, None
+            out = HyenaModelOutput(last_hidden_state=None, cache=cache)
+        else:
+            out = self.hyena(input_ids=input_ids, inputs_embeds=inputs_embeds,
+                             output_hidden_states=output_hidden_states, attention_mask=attention_mask, cache=cache,
+                             return_dict=True)
+            logits = self.lm_head(out.last_hidden_state).float()
+        if kwargs.get("vocabulary_logits"):
+            logits = logits[..., : self.config.vocab_size]
         loss = None
         if labels is not None or shift_labels is not None:
             loss = ForCausalLMLoss(logits, labels, logits.shape[-1], num_items_in_batch=num_items_in_batch,
