@@ -61,7 +61,7 @@ MODELS = {
     "m2-bert-80m-128": (m2_bert(128), [(128, 512)], False),
     "m2-bert-80m-2k": (m2_bert(2048), [(2048, 32)], False),
     "m2-bert-80m-8k": (m2_bert(8192), [(8192, 8)], False),
-    "m2-bert-80m-32k": (m2_bert(32768), [(32768, 2)], False),
+    "m2-bert-80m-32k": (m2_bert(32768), [(32768, 2)], True),  # (without checkpointing: out of memory on 80 GB)
 }
 
 

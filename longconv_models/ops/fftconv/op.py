@@ -23,6 +23,7 @@ import weakref
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
@@ -33,12 +34,14 @@ from . import long as long_path  # called through the module: tests substitute i
 from .plan import (
     KERNEL_DTYPES,
     KERNEL_FFT_SIZES,
+    MAX_KERNEL_FFT_SIZE,
     MIN_FFT_SIZE,
     TAPS_ROUTE_MAX_FFT_SIZE,
     Route,
     default_fft_size,
     min_fft_size,
     plan_route,
+    segment_length,
     takes_long_path,
 )
 from .reference import fftconv_bwd_ref, fftconv_ref
@@ -277,13 +280,17 @@ def fftconv(
         check_same_device("u", u, pre_gate=pre_gate, post_gate=post_gate)
         pre_gate = None if pre_gate is None else pre_gate.contiguous()
         post_gate = None if post_gate is None else post_gate.contiguous()
-    mod = None
-    if kernel_unsupported_reason(u, N) is None:
-        mod = dispatch.direct_module(u, k_f, pre_gate, post_gate, *taps)
     spectrum_given = isinstance(k, FilterSpectrum)
+    segment = None if spectrum_given or k_rev is not None or circular else segment_length(L, k.shape[1], N)
+    mod = None
+    if kernel_unsupported_reason(u, N if segment is None else MAX_KERNEL_FFT_SIZE) is None:
+        mod = dispatch.direct_module(u, k_f, pre_gate, post_gate, *taps)
     needs_grad = dispatch.needs_grad(u, pre_gate, post_gate, k_f, *taps)
     route = plan_route(u.dtype, N, eager_kernel=mod is not None, taps=not spectrum_given,
-                       anti_causal=k_rev is not None, low_band=spectrum_given and k.low_band, needs_grad=needs_grad)
+                       anti_causal=k_rev is not None, low_band=spectrum_given and k.low_band, needs_grad=needs_grad,
+                       segmented=segment is not None)
+    if route is Route.SEGMENTED:
+        return segmented_fftconv(u, k, bias, pre_gate, post_gate, MAX_KERNEL_FFT_SIZE)
     if route is Route.TAPS:
         dispatch.record("fftconv", "cuda")
         if needs_grad:  # the C++ autograd node: no Python in its backward
@@ -306,6 +313,36 @@ def fftconv(
             return _FFTConvFunction.apply(u, k_f, pre_gate, post_gate, N)
         return _fftconv_cuda(u, k_f, pre_gate, post_gate, N)
     return torch.ops.longconv.fftconv(u, k_f, pre_gate, post_gate, N)
+
+
+def segmented_fftconv(u: Tensor, k: Tensor, bias, pre_gate, post_gate, fft_size: int) -> Tensor:
+    """The causal linear convolution of :func:`fftconv` as an overlap-add of ``fft_size``-point
+    circular convolutions (``plan.segment_length``): each segment of S = fft_size - Lk + 1 inputs,
+    zero-padded to fft_size, convolves without wrap-around into S + Lk - 1 outputs. The D term
+    rides with each segment (every position is in one), the post gate multiplies the sum.
+    Gradients flow through the segments' own calls."""
+    L, Lk = u.shape[-1], k.shape[1]
+    S = segment_length(L, Lk, fft_size + 1, fft_size)
+    if S is None:
+        raise ValueError(f"a filter of {Lk} taps is too long for segments of {fft_size}-point convolutions")
+    y = None
+    for start in range(0, L, S):
+        stop = min(start + S, L)
+        seg = u[..., start:stop]
+        gate = None if pre_gate is None else pre_gate[..., start:stop]
+        if stop - start + Lk - 1 >= fft_size:  # a full segment: exactly fft_size points, circular
+            pad = fft_size - (stop - start)
+            seg = F.pad(seg, (0, pad))
+            gate = None if gate is None else F.pad(gate, (0, pad))
+            part = fftconv(seg, k, bias=bias, pre_gate=gate, fft_size=fft_size, circular=True)
+        else:  # the last, shorter one: its outputs past L are not needed
+            part = fftconv(seg, k, bias=bias, pre_gate=gate)
+        part = part[..., : L - start]
+        if y is None:
+            y = F.pad(part, (0, L - part.shape[-1]))
+        else:
+            y = y + F.pad(part, (start, L - start - part.shape[-1]))
+    return y if post_gate is None else y * post_gate
 
 
 class FFTConv(nn.Module):

@@ -43,6 +43,8 @@ class Route(enum.Enum):
     LONG_TAPS = "long taps"  # inference, causal taps, long path: the filter's rows on the kernels' own FFT
     LOW_BAND = "low band"  # inference with a low-band FilterSpectrum: cores skip half their last stage
     SPECTRUM = "spectrum"  # the fused kernel or the long path from an fp32 spectrum (custom op's autograd)
+    SEGMENTED = "segmented"  # a linear conv larger than the kernels' largest FFT: overlap-add of
+    #                          kernel-sized circular convolutions (``segment_length``)
     CUSTOM_OP = "custom op"  # torch.ops.longconv.fftconv: traced / compiled graphs, CPU, the reference
 
 
@@ -55,12 +57,17 @@ def plan_route(
     anti_causal: bool,
     low_band: bool,
     needs_grad: bool,
+    segmented: bool = False,
 ) -> Route:
     """The route of a call. ``eager_kernel``: a CUDA tensor outside tracing, the kernels built and
     taking (dtype, fft_size); ``taps``: the filter is time-domain (else a ``FilterSpectrum``).
-    Whether the kernel part is the fused kernel or the long path is :func:`takes_long_path`."""
+    Whether the kernel part is the fused kernel or the long path is :func:`takes_long_path`.
+    ``segmented``: the call needs more than the largest kernel FFT and :func:`segment_length` splits
+    it (``eager_kernel`` then says whether the kernels take that largest size)."""
     if not eager_kernel:
         return Route.CUSTOM_OP
+    if segmented:
+        return Route.SEGMENTED
     if taps:
         if fft_size <= TAPS_ROUTE_MAX_FFT_SIZE[dtype]:
             return Route.TAPS
@@ -69,6 +76,21 @@ def plan_route(
     elif low_band and not needs_grad:
         return Route.LOW_BAND
     return Route.SPECTRUM
+
+
+MAX_KERNEL_FFT_SIZE = KERNEL_FFT_SIZES[-1]
+
+
+def segment_length(seq_len: int, k_len: int, fft_size: int, max_fft_size: int = MAX_KERNEL_FFT_SIZE) -> int | None:
+    """Inputs per segment when a causal linear convolution needs an FFT larger than the kernels'
+    largest (``max_fft_size``): each segment, zero-padded by k_len - 1, is an exact circular
+    convolution of max_fft_size points, and the segments' outputs overlap-add (e.g. 4M inputs with
+    the 1M taps of an extended HyenaDNA: two 4M-point convolutions instead of one 8M-point one).
+    ``None`` when one kernel FFT holds the call, or the filter is too long for segments of at
+    least its own length."""
+    if fft_size <= max_fft_size or 2 * k_len > max_fft_size or seq_len <= 0:
+        return None
+    return max_fft_size - k_len + 1
 
 
 def next_power_of_two(n: int) -> int:
