@@ -135,6 +135,20 @@ def test_assisted_decoding_and_beam_search():
     assert torch.equal(beams, beams_plain)
 
 
+def test_logits_to_keep_in_the_prefill():
+    model = dna_model(512)
+    ids = torch.randint(7, 12, (2, 40))
+    with torch.no_grad():
+        full = model(ids).logits
+        assert torch.equal(model(ids, logits_to_keep=1).logits, full[:, -1:])
+        assert torch.equal(model(ids, logits_to_keep=torch.tensor([3, 7])).logits, full[:, [3, 7]])
+        calls = []
+        hook = model.lm_head.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[1]))
+        model.generate(ids, max_new_tokens=3, do_sample=False)
+        hook.remove()
+    assert calls == [1, 1, 1]  # the prompt's 40 positions never reach the head
+
+
 def test_beam_search_with_a_padded_vocabulary():
     """12 tokens, 16 embedding rows: generate sees 12 logits (beam search reshapes by vocab_size)."""
     model = dna_model(512)

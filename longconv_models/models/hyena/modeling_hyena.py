@@ -276,8 +276,11 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
         seen = 0 if cache is None else cache.get_seq_length()
         # generating: the logits cover the vocabulary only (the rows that pad the embedding are no
         # tokens; beam search also reads the width as config.vocab_size)
-        return {"input_ids": input_ids[:, seen:], "attention_mask": attention_mask, "cache": cache,
-                "use_cache": cache is not None, "vocabulary_logits": True}
+        inputs = {"input_ids": input_ids[:, seen:], "attention_mask": attention_mask, "cache": cache,
+                  "use_cache": cache is not None, "vocabulary_logits": True}
+        if "logits_to_keep" in kwargs:  # the prefill needs the last position's logits only
+            inputs["logits_to_keep"] = kwargs["logits_to_keep"]
+        return inputs
 
     def _warn_past_max_length(self, cache: HyenaCache, total: int) -> None:
         limit = cache.max_length
@@ -304,8 +307,11 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
 
     @can_return_tuple
     def forward(self, input_ids=None, labels=None, inputs_embeds=None, output_hidden_states=None,
-                num_items_in_batch=None, attention_mask=None, cache=None, use_cache=None, **kwargs):
-        """``labels`` are the input ids (shifted inside; -100 is ignored) or ``shift_labels`` (a
+                num_items_in_batch=None, attention_mask=None, cache=None, use_cache=None,
+                logits_to_keep: int | torch.Tensor = 0, **kwargs):
+        """``logits_to_keep``: logits for the last that many positions only (0: all; a tensor: those
+        positions), as in transformers' causal LMs (``generate`` asks for 1 in the prefill).
+        ``labels`` are the input ids (shifted inside; -100 is ignored) or ``shift_labels`` (a
         keyword, as in transformers' causal LMs: a named argument would make ``Trainer`` expect it
         in every batch) the already shifted targets; ``num_items_in_batch`` (from ``Trainer``
         under gradient accumulation) normalises the summed loss."""
@@ -330,7 +336,8 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
             out = self.hyena(input_ids=input_ids, inputs_embeds=inputs_embeds,
                              output_hidden_states=output_hidden_states, attention_mask=attention_mask, cache=cache,
                              return_dict=True)
-            logits = self.lm_head(out.last_hidden_state).float()
+            kept = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+            logits = self.lm_head(out.last_hidden_state[:, kept]).float()
         if kwargs.get("vocabulary_logits"):
             logits = logits[..., : self.config.vocab_size]
         loss = None
