@@ -7,6 +7,8 @@ names (in_proj, short_filter, filter_fn, out_proj) follow the safari / HyenaDNA 
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -67,6 +69,14 @@ class HyenaState:
         elif back > 0:  # the inputs before the last `back` move to the end, zeros before them
             self.pre.copy_(torch.cat([torch.zeros_like(self.pre[:, :, :back]), self.pre[:, :, :-back]], dim=2))
         self.conv.crop(n)
+
+    @classmethod
+    def concatenate(cls, states: list["HyenaState"]) -> "HyenaState":
+        """One state over the rows of several (a prefill run in row chunks)."""
+        merged = copy.copy(states[0])
+        merged.pre = torch.cat([s.pre for s in states])
+        merged.conv = IncrementalConv.concatenate([s.conv for s in states])
+        return merged
 
     def select(self, index: Tensor) -> None:
         if index.numel() == self.pre.shape[0]:

@@ -24,6 +24,7 @@ expansion, O(n log n) once.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 
 import torch
@@ -32,6 +33,7 @@ from torch import Tensor
 from ..ops import fftconv
 
 TILE_DIRECT_MAX = 64  # tiles up to this many inputs: a small Toeplitz product, no FFT
+TILE_CHUNK_ELEMENTS = 1 << 26  # an FFT tile convolves rows in groups of at most this many padded inputs
 
 
 def _lowbit(m: int) -> int:
@@ -152,6 +154,25 @@ class IncrementalConv:
         self.n = n  # every input before n is in self.u
         self._rebuild()
 
+    @classmethod
+    def concatenate(cls, convs: list["IncrementalConv"]) -> "IncrementalConv":
+        """One state over the rows of several states of the same filter and length (a prefill
+        run in row chunks); the parts' tensors are released as they are joined."""
+        first = convs[0]
+        if any(c.n != first.n or c.acc_base != first.acc_base or c.block != first.block for c in convs):
+            raise ValueError("only states of the same length and block join")
+        merged = copy.copy(first)  # shares the taps and Toeplitz matrices
+        for name in ("u", "acc", "window", "window_acc"):
+            parts = [getattr(c, name) for c in convs]
+            width = max(t.shape[2] for t in parts)
+            setattr(merged, name, torch.cat([torch.nn.functional.pad(t, (0, width - t.shape[2])) for t in parts]))
+            for c in convs:
+                setattr(c, name, None)
+        merged.position = first.position.clone()
+        merged.batch = merged.u.shape[0]
+        merged.buffers_version = 0
+        return merged
+
     def select(self, index: Tensor) -> None:
         """Keep / reorder batch rows (beam search); the per-token buffers stay in place while the
         batch size does."""
@@ -214,9 +235,15 @@ class IncrementalConv:
             if U not in self.tile_toeplitz:  # G[p', j] = h[U + p' - j]: gaps 1 .. 2U - 1
                 self.tile_toeplitz[U] = _toeplitz(self.h, U, U)
             contrib = torch.einsum("bdj,dpj->bdp", w.float(), self.tile_toeplitz[U])
-        else:
-            # causal conv of [w, 0] with h[:2U]: outputs U .. 2U - 1 are the contributions
-            padded = torch.cat([w, torch.zeros_like(w)], dim=2)
-            contrib = fftconv(padded, self.h[:, : 2 * U])[:, :, U:].float()  # (fewer taps: zeros past them)
+            lo = 0 if first_target is None else max(0, (first_target - m) * b)
+            self._acc_slice(first + lo, first + U).add_(contrib[:, :, lo:])
+            return
+        # causal conv of [w, 0] with h[:2U]: outputs U .. 2U - 1 are the contributions (fewer taps:
+        # zeros past them); rows in groups, so that a large tile's temporaries stay bounded
         lo = 0 if first_target is None else max(0, (first_target - m) * b)
-        self._acc_slice(first + lo, first + U).add_(contrib[:, :, lo:])
+        target = self._acc_slice(first + lo, first + U)
+        rows = max(1, TILE_CHUNK_ELEMENTS // (self.channels * 2 * U))
+        for r in range(0, self.batch, rows):
+            part = w[r: r + rows]
+            padded = torch.cat([part, torch.zeros_like(part)], dim=2)
+            target[r: r + rows] += fftconv(padded, self.h[:, : 2 * U])[:, :, U + lo:].float()

@@ -100,3 +100,21 @@ def test_generate_with_graphs_matches_without_cache_greedy_and_beams():
         plain = model.generate(ids, max_new_tokens=40, do_sample=False, use_cache=False, **kwargs)
         agree = (cached[:, 100:] == plain[:, 100:]).float().mean()
         assert agree > 0.9, agree  # bf16: the two orders of summation may flip a near-tie
+
+
+@torch.no_grad()
+def test_prefill_in_row_chunks_then_graph_steps(monkeypatch):
+    from longconv_models.models.hyena import modeling_hyena
+
+    model = model_bf16()
+    seq = torch.randint(7, 12, (6, 560), device="cuda")
+    results = []
+    for chunk_tokens in (None, 2 * 500):  # one piece; 2 rows per chunk
+        if chunk_tokens:
+            monkeypatch.setattr(modeling_hyena, "PREFILL_CHUNK_TOKENS", chunk_tokens)
+        cache = HyenaCache(model)
+        model(seq[:, :500], cache=cache, use_cache=True)
+        steps = [model(seq[:, t: t + 1], cache=cache, use_cache=True).logits[:, 0] for t in range(500, 560)]
+        assert cache.graph is not None
+        results.append(torch.stack(steps, 1).float())
+    assert (results[0] - results[1]).abs().max() <= 1e-2 * results[0].abs().max()

@@ -135,6 +135,40 @@ def test_assisted_decoding_and_beam_search():
     assert torch.equal(beams, beams_plain)
 
 
+def test_prefill_in_row_chunks_equals_one_batch(monkeypatch):
+    """A large prompt batch is prefilled a few rows at a time and the states joined; the FFT tiles
+    convolve rows in groups: the same logits, and the same decoding after, as in one piece."""
+    from longconv_models.layers import incremental_conv
+
+    model = dna_model(2048)
+    rows = [torch.randint(7, 12, (n,)) for n in (300, 280, 300, 150, 299)]
+    L = 300
+    ids = torch.full((5, L), 4)
+    mask = torch.zeros(5, L, dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, L - len(r):], mask[i, L - len(r):] = r, 1
+    new = torch.randint(7, 12, (5, 70))  # crosses a block boundary and a 64-input FFT tile
+
+    def run():
+        cache = HyenaCache(model)
+        with torch.no_grad():
+            first = model(ids, attention_mask=mask, cache=cache, use_cache=True).logits
+            steps = [model(new[:, t: t + 1], cache=cache, use_cache=True).logits for t in range(new.shape[1])]
+        return first, torch.cat(steps, 1), cache
+
+    first, steps, whole = run()
+    monkeypatch.setattr(modeling_hyena, "PREFILL_CHUNK_TOKENS", 2 * L)  # 2 rows per chunk: 3 chunks
+    monkeypatch.setattr(incremental_conv, "TILE_CHUNK_ELEMENTS", 1)  # one row per FFT tile call
+    joins = []
+    original_join = HyenaCache.join
+    monkeypatch.setattr(HyenaCache, "join", lambda self, parts: (joins.append(len(parts)), original_join(self, parts)))
+    chunked_first, chunked_steps, joined = run()
+    assert joins == [3]
+    assert joined.layers[0].conv.batch == 5 and joined.get_seq_length() == L + new.shape[1]
+    assert torch.allclose(chunked_first, first, atol=1e-5)
+    assert torch.allclose(chunked_steps, steps, atol=1e-5)
+
+
 def test_logits_to_keep_in_the_prefill():
     model = dna_model(512)
     ids = torch.randint(7, 12, (2, 40))

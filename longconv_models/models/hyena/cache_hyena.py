@@ -34,6 +34,15 @@ class HyenaCache:
         self._generation += 1
         self.graph = None
 
+    def join(self, parts: list["HyenaCache"]) -> None:
+        """Take over the states of caches that each prefilled some of the rows (in row order),
+        joined layer by layer (each part's tensors released as its layer is joined)."""
+        self.layers = [HyenaState.concatenate([part.layers[i] for part in parts]) for i in range(len(self.mixers))]
+        for part in parts:
+            part.layers = []
+        self._generation += 1
+        self.graph = None
+
     def buffers_key(self) -> tuple:
         """Changes whenever a per-token buffer may have moved (a recorded graph is then stale)."""
         return (self._generation, *(layer.buffers_version for layer in self.layers))

@@ -33,6 +33,9 @@ from .configuration_hyena import HyenaConfig
 
 logger = logging.get_logger(__name__)
 
+# A prompt batch larger than this (tokens) is prefilled a few rows at a time (inference only).
+PREFILL_CHUNK_TOKENS = 1 << 21
+
 
 @functools.cache
 def cache_kwarg() -> str:
@@ -305,6 +308,51 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
                 and not (output_hidden_states or self.config.output_hidden_states)
                 and not torch.compiler.is_compiling() and not torch.cuda.is_current_stream_capturing())
 
+    def _graph_step(self, input_ids, cache: HyenaCache) -> torch.Tensor:
+        check_input_ids(input_ids, self.config.vocab_size)
+        if cache.graph is not None and cache.graph.valid_for(cache, input_ids):
+            return cache.graph.replay(input_ids)
+        cache.graph = DecodingGraph(self, cache, input_ids)
+        logits = cache.graph.first_logits
+        if cache.graph.error is not None:
+            logger.warning_once(f"decoding without a CUDA graph (recording failed: {cache.graph.error})")
+            cache.cuda_graphs, cache.graph = False, None
+        return logits
+
+    def _head(self, hidden: torch.Tensor, logits_to_keep) -> torch.Tensor:
+        kept = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
+        return self.lm_head(hidden[:, kept]).float()
+
+    def _row_chunks(self, input_ids, inputs_embeds, cache, output_hidden_states) -> int | None:
+        """Rows per chunk when a prompt is prefilled into a fresh cache a few rows at a time: a
+        batch of more than ``PREFILL_CHUNK_TOKENS`` tokens without gradients (the activations of
+        the whole batch at once would dwarf the cache it leaves); ``None`` otherwise."""
+        x = input_ids if input_ids is not None else inputs_embeds
+        if cache is None or cache.get_seq_length() > 0 or torch.is_grad_enabled() or x.dim() < 2:
+            return None
+        B, L = x.shape[:2]
+        if B < 2 or B * L <= PREFILL_CHUNK_TOKENS or output_hidden_states or self.config.output_hidden_states:
+            return None
+        if torch.compiler.is_compiling():
+            return None
+        return max(1, PREFILL_CHUNK_TOKENS // L)
+
+    def _prefill_in_row_chunks(self, input_ids, inputs_embeds, attention_mask, cache, logits_to_keep):
+        rows = self._row_chunks(input_ids, inputs_embeds, cache, False)
+        x = input_ids if input_ids is not None else inputs_embeds
+        logits, parts = [], []
+        for r in range(0, x.shape[0], rows):
+            part = HyenaCache(self, block=cache.block, cuda_graphs=cache.cuda_graphs)
+            pick = slice(r, r + rows)
+            out = self.hyena(input_ids=None if input_ids is None else input_ids[pick],
+                             inputs_embeds=None if inputs_embeds is None else inputs_embeds[pick],
+                             attention_mask=None if attention_mask is None else attention_mask[pick],
+                             cache=part, return_dict=True)
+            logits.append(self._head(out.last_hidden_state, logits_to_keep))
+            parts.append(part)
+        cache.join(parts)
+        return torch.cat(logits), HyenaModelOutput(cache=cache)
+
     @can_return_tuple
     def forward(self, input_ids=None, labels=None, inputs_embeds=None, output_hidden_states=None,
                 num_items_in_batch=None, attention_mask=None, cache=None, use_cache=None,
@@ -322,22 +370,14 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
         if cache is not None:
             self._warn_past_max_length(cache, cache.get_seq_length() + (input_ids if input_ids is not None else inputs_embeds).shape[1])
         if self._graph_step_applies(input_ids, inputs_embeds, cache, output_hidden_states):
-            check_input_ids(input_ids, self.config.vocab_size)
-            if cache.graph is not None and cache.graph.valid_for(cache, input_ids):
-                logits = cache.graph.replay(input_ids)
-            else:
-                cache.graph = DecodingGraph(self, cache, input_ids)
-                logits = cache.graph.first_logits
-                if cache.graph.error is not None:
-                    logger.warning_once(f"decoding without a CUDA graph (recording failed: {cache.graph.error})")
-                    cache.cuda_graphs, cache.graph = False, None
-            out = HyenaModelOutput(last_hidden_state=None, cache=cache)
+            logits, out = self._graph_step(input_ids, cache), HyenaModelOutput(cache=cache)
+        elif self._row_chunks(input_ids, inputs_embeds, cache, output_hidden_states) is not None:
+            logits, out = self._prefill_in_row_chunks(input_ids, inputs_embeds, attention_mask, cache, logits_to_keep)
         else:
             out = self.hyena(input_ids=input_ids, inputs_embeds=inputs_embeds,
                              output_hidden_states=output_hidden_states, attention_mask=attention_mask, cache=cache,
                              return_dict=True)
-            kept = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
-            logits = self.lm_head(out.last_hidden_state[:, kept]).float()
+            logits = self._head(out.last_hidden_state, logits_to_keep)
         if kwargs.get("vocabulary_logits"):
             logits = logits[..., : self.config.vocab_size]
         loss = None
