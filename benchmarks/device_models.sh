@@ -11,7 +11,7 @@ python - <<'PY' 2>&1 | tee "$OUT/build.log"
 import time, longconv_models.extension as e
 t = time.time(); m = e.load_extension(); print("built in %.0fs:" % (time.time() - t), m, e.unavailable_reason())
 PY
-python -m pytest tests/models/test_cuda_models.py tests/models/test_cuda_generation.py tests/kernels/test_cuda_add_layer_norm.py tests/ops/test_compile.py -q -m cuda -p no:cacheprovider -rf -s 2>&1 \
+python -m pytest tests/models/test_cuda_models.py tests/models/test_cuda_generation.py tests/kernels/test_cuda_add_layer_norm.py tests/kernels/test_cuda_segmented.py tests/ops/test_compile.py -q -m cuda -p no:cacheprovider -rf -s 2>&1 \
   | tee "$OUT/test_models.log" | grep -E "passed|failed|FAILED|Error|floor|Trainer" | tail -40
 cd benchmarks
 python bench_models.py --models ${MODELS:-hyenadna-tiny-1k,hyenadna-small-32k,hyena-small-150b,m2-bert-80m-2k} \

@@ -16,7 +16,7 @@ class HyenaCache:
     ``block``: the long convolution's block of positions (``layers/incremental_conv.py``): each
     token costs O(d block) within its block, and every ``block`` tokens the completed block joins
     the tiled method. ``cuda_graphs``: on a GPU, one-token decoding steps replay a CUDA graph of
-    the whole step (``decoding_graph.py``) from the second step on."""
+    the whole step (``decoding_graph.py``), recorded at the first step and replayed from the second."""
 
     is_compileable = False
     is_croppable = True

@@ -7,9 +7,9 @@ set the eager step's time. The graph replays them as one launch against the cach
 buffers; after each replay the host advances every layer's state (a completed block moves to the
 long convolution's tiles, eagerly, outside the graph).
 
-Recorded on the second decoding step of a cache (the first, eager, step on the recording stream
-is the warm-up) and again whenever the cache's states or per-token buffers change (a new prompt,
-a batch of a different size). If recording fails, the cache decodes eagerly from then on (a
+Recorded at a cache's first one-token decoding step, right after that step has run eagerly on
+the recording stream (the warm-up), and replayed from the second step on; recorded again whenever
+the cache's states or per-token buffers change (a new prompt, a batch of a different size). If recording fails, the cache decodes eagerly from then on (a
 warning says why).
 """
 
@@ -20,6 +20,8 @@ from torch import Tensor
 
 
 class DecodingGraph:
+    """The recorded step of one cache: ``first_logits`` (the warm-up step's), then :meth:`replay`."""
+
     def __init__(self, model, cache, input_ids: Tensor):
         self.model, self.cache = model, cache
         self.key = cache.buffers_key()
