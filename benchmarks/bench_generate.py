@@ -82,19 +82,20 @@ def row(model, vocab, device, prefix, batch, steps, recompute):
     ids = torch.randint(lo, vocab, (batch, prefix), device=device)
     token = torch.randint(lo, vocab, (batch, 1), device=device)
     out = dict(prefix=prefix, batch=batch)
-    for graphs in ([True, False] if device == "cuda" else [False]):
-        cache = HyenaCache(model, cuda_graphs=graphs)
+    variants = [("graph", True, False), ("eager", False, False), ("graph_fused", True, True)]
+    for tag, graphs, fused in (variants if device == "cuda" else [("eager", False, False)]):  # (graphs need a GPU)
+        cache = HyenaCache(model, cuda_graphs=graphs, fused_step=fused)
         prefill_s = timed(lambda: model(ids, cache=cache, use_cache=True), device, reps=1)
         median, mean = decode_ms(model, cache, token, device, steps)
-        tag = "graph" if graphs else "eager"
         out.update({f"{tag}_ms_per_token": round(mean, 3), f"{tag}_median_ms": round(median, 3)})
         if graphs and device == "cuda":  # without a sync per step: the host runs ahead of the GPU
-            out["graph_pipelined_ms"] = round(pipelined_ms(lambda: model(token, cache=cache, use_cache=True)), 3)
-            out["replay_only_ms"] = round(pipelined_ms(lambda: cache.graph.replay(token)), 3)
-        if graphs or device != "cuda":
+            out[f"{tag}_pipelined_ms"] = round(pipelined_ms(lambda: model(token, cache=cache, use_cache=True)), 3)
+            out[f"{tag}_replay_only_ms"] = round(pipelined_ms(lambda: cache.graph.replay(token)), 3)
+        if tag == "graph" or device != "cuda":
             out.update(prefill_s=round(prefill_s, 4), cache_mib=round(cache.memory_bytes() / 2**20, 1))
-        del cache
-    best = out["graph_ms_per_token"] if device == "cuda" else out["eager_ms_per_token"]
+        cache = None  # (free the states before the next variant)
+    best = min(out["graph_ms_per_token"], out["graph_fused_ms_per_token"]) if device == "cuda" else \
+        out["eager_ms_per_token"]
     out.update(cached_ms_per_token=best, cached_tokens_per_s=round(batch * 1e3 / best, 1))
     if recompute and batch * (prefix + 1) <= 2**23:  # (larger: a forward of that size is not a useful baseline)
         full = torch.randint(lo, vocab, (batch, prefix + 1), device=device)
@@ -121,7 +122,7 @@ def main():
     batches = [int(x) for x in (args.batches or ("1,64" if gpu else "1")).split(",")]
     model.extend_context(max(prefixes) + args.steps + 8)
     rows = []
-    print(f"{'prefix':>8} {'batch':>5} {'prefill s':>9} {'graph ms/tok':>12} {'eager ms/tok':>12} {'tok/s':>9} "
+    print(f"{'prefix':>8} {'batch':>5} {'prefill s':>9} {'graph ms/tok':>12} {'fused':>7} {'eager ms/tok':>12} {'tok/s':>9} "
           f"{'recompute ms':>12} {'speed-up':>8} {'cache MiB':>9}")
     for prefix in prefixes:
         for batch in batches:
@@ -135,7 +136,8 @@ def main():
                 print(f"{prefix:>8} {batch:>5}  out of memory")
                 continue
             graph = f"{r['graph_ms_per_token']:.3f}" if "graph_ms_per_token" in r else "-"
-            print(f"{prefix:>8} {batch:>5} {r['prefill_s']:>9.3f} {graph:>12} "
+            fused = f"{r['graph_fused_ms_per_token']:.3f}" if "graph_fused_ms_per_token" in r else "-"
+            print(f"{prefix:>8} {batch:>5} {r['prefill_s']:>9.3f} {graph:>12} {fused:>7} "
                   f"{r['eager_ms_per_token']:>12.3f} {r['cached_tokens_per_s']:>9.1f} "
                   f"{r.get('recompute_ms_per_token', 0):>12.2f} {r.get('speedup', 0):>8.1f} {r['cache_mib']:>9.1f}",
                   flush=True)

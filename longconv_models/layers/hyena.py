@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops import fftconv
+from ..ops.decode_step import hyena_decode_step
 from .hyena_filter import HyenaFilter
 from .incremental_conv import IncrementalConv
 from .projections import linear_from_channels_first, masked_projected_groups, projected_groups
@@ -27,13 +28,14 @@ class HyenaState:
     convolution's state (:class:`IncrementalConv`). The per-token buffers keep their addresses
     (a CUDA graph of the decoding step replays against them)."""
 
-    def __init__(self, op: "HyenaOperator", batch: int, device, dtype, block: int = 64):
+    def __init__(self, op: "HyenaOperator", batch: int, device, dtype, block: int = 64, fused_step: bool = False):
         self.width = op.short_filter.kernel_size[0]
         # the last in_proj outputs, newest last; zeros before the first input
         self.pre = torch.zeros(batch, op.in_proj.out_features, ROLLBACK_MAX + self.width, device=device, dtype=dtype)
         self.conv = IncrementalConv(op.filter_fn.causal_taps, op.filter_fn.bias, batch, op.d_model, device, dtype,
                                     block, taps_length=op.filter_fn.causal_taps_length)
         self.graph_recording = False  # set while a CUDA graph of the decoding step is recorded
+        self.fused_step = fused_step  # the decoding step's Triton kernel (ops/decode_step)
         # the short filter in fp32 (a copy for half-precision weights: one conversion per state, not per token)
         self.short_weight = op.short_filter.weight.detach()[:, 0, :].float()
         bias = op.short_filter.bias
@@ -167,11 +169,7 @@ class HyenaOperator(nn.Module):
         """One token x (B, d) after the prefix in ``state`` -> (B, d), O(d^2 + d block) on fixed
         buffers; the state's host side (:meth:`HyenaState.advance`) follows."""
         p = F.linear(x, self.in_proj.weight, self.in_proj.bias)  # (B, 3d)
-        state.keep_pre(p[:, :, None])
-        window = state.pre[:, :, -state.width:]
-        s = (window.float() * state.short_weight).sum(-1)
-        if state.short_bias is not None:
-            s = s + state.short_bias
-        x0, x1, v = s.chunk(3, dim=-1)
-        y = state.conv.step_on_device(x1 * v) * x0
-        return F.linear(self.dropout(y).to(p.dtype), self.out_proj.weight, self.out_proj.bias)
+        conv = state.conv
+        y = hyena_decode_step(p, state.pre, state.short_weight, state.short_bias, conv.window, conv.window_acc,
+                              conv.toeplitz, conv.position, fused=state.fused_step)
+        return F.linear(self.dropout(y), self.out_proj.weight, self.out_proj.bias)

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from ..ops import fftconv
+from ..ops.decode_step import block_conv_step_ref
 
 TILE_DIRECT_MAX = 64  # tiles up to this many inputs: a small Toeplitz product, no FFT
 TILE_CHUNK_ELEMENTS = 1 << 26  # an FFT tile convolves rows in groups of at most this many padded inputs
@@ -129,9 +130,7 @@ class IncrementalConv:
     def step_on_device(self, u: Tensor) -> Tensor:
         """The per-token work alone: fixed shapes and buffers, the position read on the device
         (what a CUDA graph of a decoding step records). :meth:`advance` must follow."""
-        self.window.index_copy_(2, self.position, u.float()[:, :, None])
-        row = self.toeplitz.index_select(1, self.position)[:, 0]  # (channels, block): h[p - j] (+ D at j = p)
-        y = torch.einsum("bdj,dj->bd", self.window, row) + self.window_acc.index_select(2, self.position)[:, :, 0]
+        y = block_conv_step_ref(u, self.window, self.window_acc, self.toeplitz, self.position)
         self.position.add_(1)
         return y
 

@@ -20,20 +20,9 @@ from torch import Tensor, nn
 
 from . import dispatch
 
-_triton_error: str | None = None
-
-
 def _kernels():
-    """The Triton kernels, or None (``_triton_error`` says why)."""
-    global _triton_error
-    if _triton_error is not None:
-        return None
-    try:
-        from ..kernels import add_layer_norm as kernels
-    except Exception as e:  # no Triton (CPU builds of torch), or it does not import
-        _triton_error = f"triton unavailable ({type(e).__name__})"
-        return None
-    return kernels
+    """The Triton kernels, or None (``dispatch.triton_error`` says why)."""
+    return dispatch.triton_kernels("add_layer_norm")
 
 
 def add_layer_norm_ref(x, residual, weight, bias, eps, out_dtype, residual_dtype):
@@ -91,7 +80,7 @@ def add_layer_norm(x: Tensor, residual: Tensor | None, norm: nn.LayerNorm) -> tu
     elif not dispatch.eager_cuda_call(x, residual, weight, bias):
         reason = "not an eager CUDA call" if x.is_cuda else f"device {x.device.type}"
     elif _kernels() is None:
-        reason = _triton_error
+        reason = dispatch.triton_error("add_layer_norm")
     if reason is None:
         dispatch.record("add_layer_norm", "cuda")
         return _AddLayerNorm.apply(x, residual, weight, bias, norm.eps, out_dtype, residual_dtype)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import importlib
 import logging
 
 import torch
@@ -75,6 +76,25 @@ def eager_cuda_call(*tensors: torch.Tensor | None) -> bool:
         if t is not None and (type(t) not in _PLAIN_TENSOR_TYPES or not t.is_cuda):
             return False
     return True
+
+
+_triton_modules: dict[str, object] = {}
+_triton_errors: dict[str, str] = {}
+
+
+def triton_kernels(name: str):
+    """``longconv_models.kernels.<name>`` (Triton kernels: imported on first use, since Triton is
+    optional and only CUDA builds of torch ship it), or ``None``: :func:`triton_error` says why."""
+    if name not in _triton_modules and name not in _triton_errors:
+        try:
+            _triton_modules[name] = importlib.import_module(f"{__package__.rpartition('.')[0]}.kernels.{name}")
+        except Exception as e:  # no Triton, or it does not import
+            _triton_errors[name] = f"triton unavailable ({type(e).__name__})"
+    return _triton_modules.get(name)
+
+
+def triton_error(name: str) -> str | None:
+    return _triton_errors.get(name)
 
 
 def direct_module(*tensors: torch.Tensor | None):

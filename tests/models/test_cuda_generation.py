@@ -118,3 +118,22 @@ def test_prefill_in_row_chunks_then_graph_steps(monkeypatch):
         assert cache.graph is not None
         results.append(torch.stack(steps, 1).float())
     assert (results[0] - results[1]).abs().max() <= 1e-2 * results[0].abs().max()
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("cuda_graphs", [True, False])
+def test_fused_decoding_step_equals_the_plain_one(cuda_graphs):
+    """HyenaCache(fused_step=True): each layer's step between its projections is one Triton
+    kernel; the same logits as the plain step, across block boundaries, and it ran."""
+    model = model_bf16()
+    seq = torch.randint(7, 12, (3, 300), device="cuda")
+    plain, fused = HyenaCache(model, cuda_graphs=cuda_graphs), HyenaCache(model, cuda_graphs=cuda_graphs, fused_step=True)
+    outs = []
+    for cache in (plain, fused):
+        model(seq[:, :170], cache=cache, use_cache=True)
+        with lcm.count_backends() as calls:
+            steps = [model(seq[:, t: t + 1], cache=cache, use_cache=True).logits[:, 0] for t in range(170, 300)]
+        outs.append(torch.stack(steps, 1).float())
+        if cache is fused:
+            assert {b for (op, b, _) in calls if op == "hyena_decode_step"} == {"cuda"}, calls
+    assert (outs[0] - outs[1]).abs().max() <= 1e-2 * outs[0].abs().max()

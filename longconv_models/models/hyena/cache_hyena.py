@@ -16,21 +16,24 @@ class HyenaCache:
     ``block``: the long convolution's block of positions (``layers/incremental_conv.py``): each
     token costs O(d block) within its block, and every ``block`` tokens the completed block joins
     the tiled method. ``cuda_graphs``: on a GPU, one-token decoding steps replay a CUDA graph of
-    the whole step (``decoding_graph.py``), recorded at the first step and replayed from the second."""
+    the whole step (``decoding_graph.py``), recorded at the first step and replayed from the second.
+    ``fused_step``: each layer's step between its projections as one Triton kernel
+    (``kernels/hyena_decode.py``) instead of about fifteen small ones."""
 
     is_compileable = False
     is_croppable = True
 
-    def __init__(self, model, block: int = 64, cuda_graphs: bool = True):
+    def __init__(self, model, block: int = 64, cuda_graphs: bool = True, fused_step: bool = False):
         self.mixers = [layer.mixer for layer in model.hyena.backbone.layers]
         self.block = block
         self.cuda_graphs = cuda_graphs
+        self.fused_step = fused_step
         self.layers: list[HyenaState] = []
         self.graph = None  # the DecodingGraph of the current states
         self._generation = 0
 
     def begin(self, batch: int, device, dtype) -> None:
-        self.layers = [HyenaState(m, batch, device, dtype, self.block) for m in self.mixers]
+        self.layers = [HyenaState(m, batch, device, dtype, self.block, self.fused_step) for m in self.mixers]
         self._generation += 1
         self.graph = None
 

@@ -342,7 +342,7 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
         x = input_ids if input_ids is not None else inputs_embeds
         logits, parts = [], []
         for r in range(0, x.shape[0], rows):
-            part = HyenaCache(self, block=cache.block, cuda_graphs=cache.cuda_graphs)
+            part = HyenaCache(self, block=cache.block, cuda_graphs=cache.cuda_graphs, fused_step=cache.fused_step)
             pick = slice(r, r + rows)
             out = self.hyena(input_ids=None if input_ids is None else input_ids[pick],
                              inputs_embeds=None if inputs_embeds is None else inputs_embeds[pick],
