@@ -183,6 +183,15 @@ def test_logits_to_keep_in_the_prefill():
     assert calls == [1, 1, 1]  # the prompt's 40 positions never reach the head
 
 
+def test_bad_cache_and_head_arguments_are_clear_errors():
+    model = dna_model(256)
+    for block in (0, 3, -4, 2.0):
+        with pytest.raises(ValueError, match="power of two"):
+            HyenaCache(model, block=block)
+    with pytest.raises(ValueError, match="logits_to_keep"):
+        model(torch.randint(7, 12, (1, 10)), logits_to_keep=-1)
+
+
 def test_beam_search_with_a_padded_vocabulary():
     """12 tokens, 16 embedding rows: generate sees 12 logits (beam search reshapes by vocab_size)."""
     model = dna_model(512)

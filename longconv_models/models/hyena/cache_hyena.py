@@ -24,6 +24,8 @@ class HyenaCache:
     is_croppable = True
 
     def __init__(self, model, block: int = 64, cuda_graphs: bool = True, fused_step: bool = False):
+        if not isinstance(block, int) or isinstance(block, bool) or block < 1 or block & (block - 1):
+            raise ValueError(f"block must be a positive power of two, got {block!r}")
         self.mixers = [layer.mixer for layer in model.hyena.backbone.layers]
         self.block = block
         self.cuda_graphs = cuda_graphs

@@ -320,6 +320,8 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
         return logits
 
     def _head(self, hidden: torch.Tensor, logits_to_keep) -> torch.Tensor:
+        if isinstance(logits_to_keep, int) and logits_to_keep < 0:
+            raise ValueError(f"logits_to_keep must be >= 0 (0: every position), got {logits_to_keep}")
         kept = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
         return self.lm_head(hidden[:, kept]).float()
 
