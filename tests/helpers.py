@@ -40,3 +40,30 @@ def direct_conv(u, k, k_rev=None, bias=None, pre_gate=None, post_gate=None, circ
     if post_gate is not None:
         y = y * post_gate.double()
     return y
+
+
+def emphasise_long_range(model, seed: int = 1):
+    """Make a freshly initialised Hyena / HyenaDNA model's outputs depend on its long convolutions.
+
+    transformers-style initialisation (std 0.02 projections, a decaying filter with a unit skip
+    term) leaves the long-range part of a small random model at ~1e-5 of its logits, below the
+    tolerance of the tests that compare cached decoding with a recompute: an error in the decoding
+    state would pass unseen. Unit-variance projections, a 10x filter without its skip term and a
+    modulation floor make it ~10-20% (the tests' models call this)."""
+    import math
+
+    from longconv_models.layers import HyenaOperator
+
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for op in model.modules():
+            if isinstance(op, HyenaOperator):
+                scale = 1 / math.sqrt(op.d_model)
+                op.in_proj.weight.copy_(torch.randn(op.in_proj.weight.shape, generator=g) * scale)
+                op.out_proj.weight.copy_(torch.randn(op.out_proj.weight.shape, generator=g) * scale)
+                f = op.filter_fn
+                getattr(f.implicit_filter, str(2 + 2 * f.implicit_filter.num_inner)).weight.mul_(10)
+                if f.bias is not None:
+                    f.bias.zero_()
+                f.modulation.shift = 0.2
+    return model

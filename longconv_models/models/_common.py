@@ -22,6 +22,11 @@ def check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
         raise ValueError(f"input_ids contains {bad}, outside the vocabulary [0, {vocab_size}) of this model")
 
 
+def upcast_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits in fp32 (the loss and sampling want them so); fp32 / fp64 as they are."""
+    return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
+
+
 def sequence_classification_loss(logits, labels, num_labels: int):
     """Regression (MSE) for one label, cross-entropy otherwise, in fp32."""
     if num_labels == 1:

@@ -10,6 +10,8 @@ import longconv_models as lcm
 from longconv_models.models import HyenaDNAConfig, HyenaDNAForCausalLM
 from longconv_models.models.hyena.cache_hyena import HyenaCache
 
+from helpers import emphasise_long_range
+
 pytestmark = pytest.mark.cuda
 
 
@@ -17,7 +19,7 @@ def model_bf16(max_seq_len=8192):
     torch.manual_seed(0)
     config = HyenaDNAConfig(d_model=64, n_layer=2, max_seq_len=max_seq_len, emb_dim=5, filter_order=32,
                             activation_freq=10, embed_dropout=0.0)
-    return HyenaDNAForCausalLM(config).cuda().to(torch.bfloat16).eval()
+    return emphasise_long_range(HyenaDNAForCausalLM(config)).cuda().to(torch.bfloat16).eval()
 
 
 @pytest.mark.parametrize("prompt_len,block,cuda_graphs", [(7, 64, True), (1000, 64, True), (5000, 64, True),

@@ -15,6 +15,8 @@ from longconv_models.models import HyenaDNAConfig, HyenaDNAForCausalLM, HyenaFor
 from longconv_models.models.hyena import modeling_hyena
 from longconv_models.models.hyena.cache_hyena import HyenaCache
 
+from helpers import emphasise_long_range
+
 
 def direct(u, h, bias):
     """float64 y[t] = sum_{s<=t} h[t-s] u[s] + bias u[t]."""
@@ -76,8 +78,8 @@ def test_incremental_conv_keeps_its_per_token_buffers_in_place():
 
 def dna_model(max_seq_len=8192):
     torch.manual_seed(0)
-    return HyenaDNAForCausalLM(HyenaDNAConfig(d_model=16, n_layer=2, max_seq_len=max_seq_len, emb_dim=5,
-                                              filter_order=8, embed_dropout=0.0)).eval()
+    return emphasise_long_range(HyenaDNAForCausalLM(HyenaDNAConfig(
+        d_model=16, n_layer=2, max_seq_len=max_seq_len, emb_dim=5, filter_order=8, embed_dropout=0.0)).eval())
 
 
 @pytest.mark.parametrize("prompt_len,block", [(1, 64), (7, 64), (1000, 64), (5000, 64), (200, 4), (63, 64)])

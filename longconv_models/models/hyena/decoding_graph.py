@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .._common import upcast_logits
+
 
 class DecodingGraph:
     """The recorded step of one cache: ``first_logits`` (the warm-up step's), then :meth:`replay`."""
@@ -27,12 +29,16 @@ class DecodingGraph:
         self.key = cache.buffers_key()
         self.input_ids = input_ids.clone()
         self.graph = torch.cuda.CUDAGraph()
+        self.error: str | None = None
+        with torch.cuda.device(input_ids.device):  # (the model may sit on another GPU than the current one)
+            self._record(input_ids)
+
+    def _record(self, input_ids: Tensor) -> None:
         stream = torch.cuda.Stream(device=input_ids.device)
         stream.wait_stream(torch.cuda.current_stream(input_ids.device))
-        self.error: str | None = None
         with torch.cuda.stream(stream):
             self.first_logits = self._device_step(input_ids)  # the warm-up is a real step (states advance)
-            for state in cache.layers:
+            for state in self.cache.layers:
                 state.graph_recording = True
             try:
                 with torch.cuda.graph(self.graph, stream=stream):
@@ -40,7 +46,7 @@ class DecodingGraph:
             except Exception as exc:  # something in the step cannot be recorded: decode eagerly
                 self.graph, self.error = None, f"{type(exc).__name__}: {exc}"
             finally:
-                for state in cache.layers:
+                for state in self.cache.layers:
                     state.graph_recording = False
         torch.cuda.current_stream(input_ids.device).wait_stream(stream)
 
@@ -48,7 +54,7 @@ class DecodingGraph:
         backbone = self.model.hyena.backbone
         embeds = backbone.embeddings.word_embeddings(input_ids)
         hidden, _ = backbone(None, embeds, False, None, self.cache)
-        return self.model.lm_head(hidden).float()
+        return upcast_logits(self.model.lm_head(hidden))
 
     def valid_for(self, cache, input_ids: Tensor) -> bool:
         return (self.graph is not None and cache is self.cache and cache.buffers_key() == self.key
@@ -56,7 +62,11 @@ class DecodingGraph:
 
     def replay(self, input_ids: Tensor) -> Tensor:
         self.input_ids.copy_(input_ids)
-        self.graph.replay()
+        if torch.cuda.current_device() != self.input_ids.device.index:
+            with torch.cuda.device(self.input_ids.device):
+                self.graph.replay()
+        else:
+            self.graph.replay()
         for state in self.cache.layers:
             state.advance()
         return self.logits.clone()

@@ -25,7 +25,7 @@ from transformers.utils.generic import can_return_tuple
 
 from ...layers import HyenaOperator
 from ...ops.add_layer_norm import add_layer_norm
-from .._common import FrequencySparseMixin, check_input_ids, sequence_classification_loss
+from .._common import FrequencySparseMixin, check_input_ids, sequence_classification_loss, upcast_logits
 from ...layers.hyena_filter import init_filter_module
 from .cache_hyena import HyenaCache
 from .decoding_graph import DecodingGraph
@@ -323,7 +323,7 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
         if isinstance(logits_to_keep, int) and logits_to_keep < 0:
             raise ValueError(f"logits_to_keep must be >= 0 (0: every position), got {logits_to_keep}")
         kept = slice(-logits_to_keep, None) if isinstance(logits_to_keep, int) else logits_to_keep
-        return self.lm_head(hidden[:, kept]).float()
+        return upcast_logits(self.lm_head(hidden[:, kept]))
 
     def _row_chunks(self, input_ids, inputs_embeds, cache, output_hidden_states) -> int | None:
         """Rows per chunk when a prompt is prefilled into a fresh cache a few rows at a time: a
