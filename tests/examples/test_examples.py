@@ -147,3 +147,11 @@ def test_benchmark_smoke_cpu(tmp_path):
               "--scale", "0.02", "--reps", "2", "--warmup", "1", "--out", str(tmp_path / "b.json"))
     rows = json.loads((tmp_path / "b.json").read_text())["rows"]
     assert rows[0]["N"] == 256 and rows[0]["rel_err"] < 1e-2 and "floor" in out
+
+
+def test_generate_dna_after_a_prompt_longer_than_training():
+    out = run(sys.executable, str(EXAMPLES / "generate_dna.py"), "--prompt-length", "1500", "--new-tokens", "20",
+              "--batch", "2", "--device", "cpu")
+    accuracy = float(out.split("true continuation: ")[1].split()[0])
+    assert 0.25 < accuracy <= 1.0  # the model has learned the genome: better than chance
+    assert "per generated base" in out and "generate(20)" in out
