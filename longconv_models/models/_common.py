@@ -15,8 +15,7 @@ def check_input_ids(input_ids: torch.Tensor, vocab_size: int) -> None:
         raise TypeError(f"input_ids must be an integer tensor, got {input_ids.dtype}")
     if input_ids.numel() == 0 or torch.compiler.is_compiling():
         return
-    lo, hi = torch.aminmax(input_ids)
-    lo, hi = int(lo), int(hi)
+    lo, hi = torch.stack(torch.aminmax(input_ids)).tolist()  # one device-to-host copy
     if lo < 0 or hi >= vocab_size:
         bad = lo if lo < 0 else hi
         raise ValueError(f"input_ids contains {bad}, outside the vocabulary [0, {vocab_size}) of this model")
