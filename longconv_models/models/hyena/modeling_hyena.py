@@ -339,8 +339,7 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
             return None
         return max(1, PREFILL_CHUNK_TOKENS // L)
 
-    def _prefill_in_row_chunks(self, input_ids, inputs_embeds, attention_mask, cache, logits_to_keep):
-        rows = self._row_chunks(input_ids, inputs_embeds, cache, False)
+    def _prefill_in_row_chunks(self, input_ids, inputs_embeds, attention_mask, cache, logits_to_keep, rows: int):
         x = input_ids if input_ids is not None else inputs_embeds
         logits, parts = [], []
         for r in range(0, x.shape[0], rows):
@@ -371,10 +370,13 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
             cache = HyenaCache(self)
         if cache is not None:
             self._warn_past_max_length(cache, cache.get_seq_length() + (input_ids if input_ids is not None else inputs_embeds).shape[1])
-        if self._graph_step_applies(input_ids, inputs_embeds, cache, output_hidden_states):
+        graph_step = self._graph_step_applies(input_ids, inputs_embeds, cache, output_hidden_states)
+        rows = None if graph_step else self._row_chunks(input_ids, inputs_embeds, cache, output_hidden_states)
+        if graph_step:
             logits, out = self._graph_step(input_ids, cache), HyenaModelOutput(cache=cache)
-        elif self._row_chunks(input_ids, inputs_embeds, cache, output_hidden_states) is not None:
-            logits, out = self._prefill_in_row_chunks(input_ids, inputs_embeds, attention_mask, cache, logits_to_keep)
+        elif rows is not None:
+            logits, out = self._prefill_in_row_chunks(input_ids, inputs_embeds, attention_mask, cache, logits_to_keep,
+                                                      rows)
         else:
             out = self.hyena(input_ids=input_ids, inputs_embeds=inputs_embeds,
                              output_hidden_states=output_hidden_states, attention_mask=attention_mask, cache=cache,
