@@ -30,7 +30,7 @@ from transformers.utils.generic import can_return_tuple
 
 from ...layers import BlockdiagLinear, MonarchMixerSequenceMixing
 from ...ops.add_layer_norm import add_layer_norm
-from .._common import FrequencySparseMixin, check_input_ids, sequence_classification_loss
+from .._common import FrequencySparseMixin, check_input_ids, sequence_classification_loss, upcast_logits
 from ...layers.hyena_filter import init_filter_module
 from .configuration_m2_bert import M2BertConfig
 
@@ -262,7 +262,7 @@ class M2BertForMaskedLM(M2BertPreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None, inputs_embeds=None,
                 output_hidden_states=None, num_items_in_batch=None, **kwargs):
         out = self.bert(input_ids, attention_mask, token_type_ids, inputs_embeds, output_hidden_states, return_dict=True)
-        logits = self.cls.predictions(out.last_hidden_state).float()
+        logits = upcast_logits(self.cls.predictions(out.last_hidden_state))
         loss = None
         if labels is not None:  # -100 marks positions without a target
             loss = ForMaskedLMLoss(logits, labels, logits.shape[-1], num_items_in_batch=num_items_in_batch)
