@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Device session for the models: build, the model GPU tests, a profile, the model benchmark.
+# Device session for the models: build, the model GPU tests, the model, generation and original-HyenaDNA benchmarks.
 # Usage (GPU machine, repo root): [MODELS=a,b] [BENCH_ARGS=...] bash benchmarks/device_models.sh
 set -u
 OUT=${OUT:-benchmarks/out}
@@ -17,3 +17,9 @@ cd benchmarks
 python bench_models.py --models ${MODELS:-hyenadna-tiny-1k,hyenadna-small-32k,hyena-small-150b,m2-bert-80m-2k} \
   --out "$OUT/models.json" ${BENCH_ARGS:-} 2>"$OUT/bench_models.err" | tee "$OUT/bench_models.txt"
 tail -3 "$OUT/bench_models.err"
+# generation (graph, fused step, eager) and the original HyenaDNA beside ours (needs
+# baselines/hyena-dna/standalone_hyenadna.py, carried: run(..., carry=["baselines"]))
+python bench_generate.py --prefixes ${GEN_PREFIXES:-1024,16384,131072} --out "$OUT/generate.json" 2>>"$OUT/bench_models.err" | tail -8
+if [ -f ../baselines/hyena-dna/standalone_hyenadna.py ]; then
+  python bench_vs_original.py --configs ${ORIG_CONFIGS:-tiny-1k,small-32k} --out "$OUT/vs_original.json" 2>>"$OUT/bench_models.err" | tail -4
+fi
