@@ -98,7 +98,7 @@ at::Tensor run_forward(Params& p, const at::Tensor& u) {
   p.y = y.data_ptr();
   finish_vec_ok(p, {p.u, p.pre, p.post, p.y});
   const cudaError_t err = launch_forward(p, kernel_dtype(u), c10::cuda::getCurrentCUDAStream());
-  CHECK_ARG(err == cudaSuccess, "fftconv forward launch failed: ", cudaGetErrorString(err));
+  CHECK_LAUNCH(err, "fftconv forward");
   return y;
 }
 
@@ -158,7 +158,7 @@ BackwardPass run_backward(const at::Tensor& dy, const at::Tensor& u, const at::T
   p.s_partial = reinterpret_cast<float2*>(r.s_partial.data_ptr<float>());
   p.x_scratch = reinterpret_cast<float2*>(scratch[1].data_ptr<float>());
   const cudaError_t err = launch_backward(p, dtype, c10::cuda::getCurrentCUDAStream());
-  CHECK_ARG(err == cudaSuccess, "fftconv backward launch failed: ", cudaGetErrorString(err));
+  CHECK_LAUNCH(err, "fftconv backward");
   return r;
 }
 
@@ -168,7 +168,7 @@ at::Tensor spectrum_grad(const BackwardPass& r) {
   const cudaError_t err = launch_slots_to_spectrum_grad(
       reinterpret_cast<const float2*>(r.s_partial.data_ptr<float>()), reinterpret_cast<float2*>(dk_f.data_ptr()),
       r.geo.chunks, r.H, r.geo.pairs_per_step, r.N, 1, c10::cuda::getCurrentCUDAStream());
-  CHECK_ARG(err == cudaSuccess, "fftconv filter-gradient launch failed: ", cudaGetErrorString(err));
+  CHECK_LAUNCH(err, "fftconv filter-gradient");
   return dk_f;
 }
 
@@ -240,7 +240,7 @@ at::Tensor spectrum_to_slots(const at::Tensor& k_f, int64_t fft_size, int64_t ou
       reinterpret_cast<const float2*>(k_f.data_ptr()), reinterpret_cast<float2*>(k_slots.data_ptr<float>()),
       static_cast<int>(k_f.size(0)), static_cast<int>(fft_size), static_cast<int>(outer), low_band,
       c10::cuda::getCurrentCUDAStream());
-  CHECK_ARG(err == cudaSuccess, "spectrum_to_slots launch failed: ", cudaGetErrorString(err));
+  CHECK_LAUNCH(err, "spectrum_to_slots");
   return k_slots;
 }
 
@@ -258,7 +258,7 @@ at::Tensor filter_to_slots(const at::Tensor& k, const c10::optional<at::Tensor>&
       f.k, f.Lk, f.k_rev, f.Lr, f.bias, reinterpret_cast<const float2*>(twiddle.data_ptr<float>()),
       reinterpret_cast<float2*>(k_slots.data_ptr<float>()), static_cast<int>(H), static_cast<int>(fft_size),
       c10::cuda::getCurrentCUDAStream());
-  CHECK_ARG(err == cudaSuccess, "filter_to_slots launch failed: ", cudaGetErrorString(err));
+  CHECK_LAUNCH(err, "filter_to_slots");
   return k_slots;
 }
 
@@ -278,7 +278,7 @@ at::Tensor filter_spectrum_slots(const at::Tensor& k, const c10::optional<at::Te
   auto k_slots = at::empty({H, fft_size, 2}, k.options());
   f.out = reinterpret_cast<float2*>(k_slots.data_ptr<float>());
   const cudaError_t err = launch_filter_spectrum(p, f, c10::cuda::getCurrentCUDAStream());
-  CHECK_ARG(err == cudaSuccess, "filter_spectrum_slots launch failed: ", cudaGetErrorString(err));
+  CHECK_LAUNCH(err, "filter_spectrum_slots");
   return k_slots;
 }
 
@@ -361,7 +361,7 @@ struct TapsFFTConv : public torch::autograd::Function<TapsFFTConv> {
             reinterpret_cast<const float2*>(r.s_partial.data_ptr<float>()), r.geo.chunks, r.H,
             r.geo.pairs_per_step, N, reinterpret_cast<const float2*>(saved[7].data_ptr<float>()),
             d_buf.data_ptr<float>(), c10::cuda::getCurrentCUDAStream());
-        CHECK_ARG(err == cudaSuccess, "fftconv taps-gradient launch failed: ", cudaGetErrorString(err));
+        CHECK_LAUNCH(err, "fftconv taps-gradient");
       } else {
         d_buf = at::fft_irfft(spectrum_grad(r) * saved[6], N, -1, "forward");
       }

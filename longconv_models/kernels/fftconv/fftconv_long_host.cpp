@@ -32,7 +32,7 @@ void filter_rows_to_slots(const at::Tensor& rows, const at::Tensor& bad_channels
   CHECK_ARG(channels > 0 && channels * M1 <= INT32_MAX, "bad channel count ", channels);
   CHECK_ARG(bad_channels.scalar_type() == at::kInt && bad_channels.numel() == channels,
               "bad_channels must be (", channels, ",) int32");
-  CHECK_ARG(reinterpret_cast<uintptr_t>(rows.data_ptr()) % 16 == 0, "rows must be 16-byte aligned");
+  CHECK_ARG(aligned16(rows.data_ptr()), "rows must be 16-byte aligned");
   CHECK_ARG(out.device() == rows.device() && bad_channels.device() == rows.device(),
               "rows, out and bad_channels must be on one device");
   FilterSource f{};
@@ -54,7 +54,7 @@ void filter_rows_to_slots(const at::Tensor& rows, const at::Tensor& bad_channels
   attach_twiddles(p, tw_stage, tw_core, rows.device());
   const c10::cuda::CUDAGuard guard(rows.device());
   const cudaError_t err = launch_filter_spectrum(p, f, c10::cuda::getCurrentCUDAStream());
-  CHECK_ARG(err == cudaSuccess, "filter_rows_to_slots launch failed: ", cudaGetErrorString(err));
+  CHECK_LAUNCH(err, "filter_rows_to_slots");
 }
 
 // Summed accumulators (H, outer, N/outer, 2) of the long path -> gradient of the rfft spectrum.
@@ -70,7 +70,7 @@ at::Tensor slots_to_spectrum_grad(const at::Tensor& s, int64_t fft_size, int64_t
       reinterpret_cast<const float2*>(s.data_ptr<float>()), reinterpret_cast<float2*>(dk_f.data_ptr()), 1,
       static_cast<int>(s.size(0)), 1, static_cast<int>(fft_size), static_cast<int>(outer),
       c10::cuda::getCurrentCUDAStream());
-  CHECK_ARG(err == cudaSuccess, "slots_to_spectrum_grad launch failed: ", cudaGetErrorString(err));
+  CHECK_LAUNCH(err, "slots_to_spectrum_grad");
   return dk_f;
 }
 
@@ -85,7 +85,7 @@ void fftconv_outer(const at::Tensor& seq, const c10::optional<at::Tensor>& gate,
   CHECK_ARG(seq.dim() == 3 && inner.dim() == 3, "seq and inner must be 3-D");
   const DType dtype = kernel_dtype(seq);
   CHECK_ARG(inner.scalar_type() == at::kBFloat16, "inner rows must be bf16");
-  CHECK_ARG(reinterpret_cast<uintptr_t>(inner.data_ptr()) % 16 == 0, "inner rows must be 16-byte aligned");
+  CHECK_ARG(aligned16(inner.data_ptr()), "inner rows must be 16-byte aligned");
   CHECK_ARG(inner.device() == seq.device() && bad_rows.device() == seq.device(), "tensors on different devices");
   CHECK_ARG(M1 >= 2 && M1 <= kMaxOuter && (M1 & (M1 - 1)) == 0, "M1 must be a power of two in [2, ", kMaxOuter, "], got ", M1);
   CHECK_ARG(fft_size % M1 == 0 && fft_size / M1 >= kMinInner && fft_size <= kMaxLongFFTSize &&
@@ -114,12 +114,11 @@ void fftconv_outer(const at::Tensor& seq, const c10::optional<at::Tensor>& gate,
   p.out = inverse ? seq.data_ptr() : inner.data_ptr();
   p.gate = gate ? gate->data_ptr() : nullptr;
   p.bad_rows = bad_rows.data_ptr<int>();
-  const auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
-  p.vec_ok = L % 8 == 0 && aligned(seq.data_ptr()) && (!gate || aligned(gate->data_ptr()));
+  p.vec_ok = L % 8 == 0 && aligned16(seq.data_ptr()) && (!gate || aligned16(gate->data_ptr()));
   const c10::cuda::CUDAGuard guard(seq.device());
   const cudaError_t err =
       launch_outer_pass(p, dtype, inverse, c10::cuda::getCurrentCUDAStream());
-  CHECK_ARG(err == cudaSuccess, "fftconv outer pass launch failed: ", cudaGetErrorString(err));
+  CHECK_LAUNCH(err, "fftconv outer pass");
 }
 
 }  // namespace longconv::fftconv

@@ -56,7 +56,7 @@ at::Tensor shortconv_fwd(const at::Tensor& x, const at::Tensor& w, const c10::op
   p.bias = bias ? bias->data_ptr<float>() : nullptr;
   p.y = y.data_ptr();
   const cudaError_t err = launch_forward(p, short_dtype(x), c10::cuda::getCurrentCUDAStream());
-  CHECK_ARG(err == cudaSuccess, "short conv launch failed: ", cudaGetErrorString(err));
+  CHECK_LAUNCH(err, "short conv");
   return y;
 }
 
@@ -70,7 +70,7 @@ at::Tensor shortconv_wgrad(const at::Tensor& x, const at::Tensor& dy, int64_t K,
   p.dy = dy.data_ptr();
   p.dw_partial = partial.data_ptr<float>();
   const cudaError_t err = launch_weight_grad(p, short_dtype(x), c10::cuda::getCurrentCUDAStream());
-  CHECK_ARG(err == cudaSuccess, "short conv weight-grad launch failed: ", cudaGetErrorString(err));
+  CHECK_LAUNCH(err, "short conv weight-grad");
   return partial;
 }
 
