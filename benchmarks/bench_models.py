@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import time
 
 import torch
@@ -37,6 +36,7 @@ from longconv_models.models import (
     M2BertConfig,
     M2BertForMaskedLM,
 )
+from timing import median_ms
 
 HYENADNA = dict(vocab_size=12, emb_dim=5, filter_order=64, activation_freq=10, embed_dropout=0.1)
 M2_80M = dict(hidden_size=768, num_hidden_layers=12, intermediate_size=3072, hyena_filter_order=128)
@@ -63,21 +63,6 @@ MODELS = {
     "m2-bert-80m-8k": (m2_bert(8192), [(8192, 8)], False),
     "m2-bert-80m-32k": (m2_bert(32768), [(32768, 2)], True),  # (without checkpointing: out of memory on 80 GB)
 }
-
-
-def median_ms(fn, warmup: int, reps: int) -> float:
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
-    return statistics.median(times)
 
 
 def peak_gb(fn) -> float:

@@ -36,6 +36,7 @@ from torch import nn
 import longconv_models as lcm
 from longconv_models.convert import FAMILIES, check_against
 from longconv_models.models import HyenaDNAConfig, HyenaDNAForCausalLM
+from timing import median_ms
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_ORIGINAL = ROOT / "baselines" / "hyena-dna" / "standalone_hyenadna.py"
@@ -116,24 +117,17 @@ def max_abs_diff(orig, ours, ids) -> float:
     return (a - b).abs().max().item()
 
 
-def median_ms(fn, device, warmup=2, reps=6) -> float:
+def step_ms(fn, device, warmup=2, reps=6) -> float:
+    """Median ms of ``fn()``: CUDA events on the GPU (``timing.median_ms``), wall clock elsewhere."""
+    if device == "cuda":
+        return median_ms(fn, warmup, reps)
     for _ in range(warmup):
         fn()
-    if device != "cuda":
-        times = []
-        for _ in range(reps):
-            t = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t) * 1e3)
-        return statistics.median(times)
     times = []
     for _ in range(reps):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
+        t = time.perf_counter()
         fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end))
+        times.append((time.perf_counter() - t) * 1e3)
     return statistics.median(times)
 
 
@@ -169,10 +163,10 @@ def bench(name, original, device, args) -> dict:
                 if device == "cuda":
                     torch.cuda.reset_peak_memory_stats()
                 if context is None:
-                    ms = median_ms(fn, device)
+                    ms = step_ms(fn, device)
                 else:
                     with context():
-                        ms = median_ms(fn, device)
+                        ms = step_ms(fn, device)
                 row[f"{kind}_{label}_ms"] = ms
                 row[f"{kind}_{label}_tok_s"] = B * L / ms * 1e3
                 if device == "cuda":
@@ -181,11 +175,11 @@ def bench(name, original, device, args) -> dict:
                 row[f"{kind}_{label}_ms"] = float("nan")
                 opt.zero_grad(set_to_none=True)
                 torch.cuda.empty_cache()
-        del opt
+        opt = None  # (its closures still refer to it: free the state before the next model)
     for kind in ("train", "infer"):
         row[f"{kind}_vs_original"] = row[f"{kind}_original_ms"] / row[f"{kind}_ours_ms"]
         row[f"{kind}_vs_reference"] = row[f"{kind}_ours_reference_ms"] / row[f"{kind}_ours_ms"]
-    del orig, ours
+    orig = ours = None
     if device == "cuda":
         torch.cuda.empty_cache()
     return row
