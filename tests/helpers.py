@@ -67,3 +67,39 @@ def emphasise_long_range(model, seed: int = 1):
                     f.bias.zero_()
                 f.modulation.shift = 0.2
     return model
+
+
+# ---- independent float64 statements of the published models' pieces (test_published_formulation*.py) ----
+
+def positional_embedding(L_max: int, emb_dim: int):
+    """The implicit filters' input: z (1, L, emb_dim) = [t, cos(f w), -sin(f w)] with
+    t = position / (L - 1), w = 2 pi n / L, bands f = linspace(1e-4, bands - 1, bands); and t (1, L, 1)."""
+    import math
+
+    n = torch.arange(L_max, dtype=torch.float64)
+    t = n / (L_max - 1)
+    bands = (emb_dim - 1) // 2
+    f = torch.linspace(1e-4, bands - 1, bands, dtype=torch.float64)
+    w = 2 * math.pi * n / L_max
+    z = torch.cat([t[:, None], torch.cos(f[None] * w[:, None]), -torch.sin(f[None] * w[:, None])], dim=1)
+    return z[None].float(), t[None, :, None].float()
+
+
+def layer_norm(x, w, b, eps):
+    mean = x.mean(-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(-1, keepdim=True)
+    return (x - mean) / torch.sqrt(var + eps) * w + b
+
+
+def implicit_filter_taps(s: dict, f: str, L: int, mlp: str = "implicit_filter", modulate: bool = True,
+                         shift: float = 0.0):
+    """(L, channels) taps of an implicit filter under key prefix ``f`` of state ``s``:
+    Linear -> sin(freq .) x 3 -> Linear (no bias), times exp(-t |delta|) + shift if modulated."""
+    z, freq = s[f + "pos_emb.z"][0, :L], s[f + f"{mlp}.1.freq"]
+    h = torch.sin(freq * (z @ s[f + f"{mlp}.0.weight"].T + s[f + f"{mlp}.0.bias"]))
+    for j in (2, 4):
+        h = torch.sin(freq * (h @ s[f + f"{mlp}.{j}.weight"].T + s[f + f"{mlp}.{j}.bias"]))
+    h = h @ s[f + f"{mlp}.6.weight"].T
+    if modulate:
+        h = h * (torch.exp(-s[f + "pos_emb.t"][0, :L] * s[f + "modulation.deltas"][0].abs()) + shift)
+    return h

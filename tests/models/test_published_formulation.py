@@ -12,21 +12,11 @@ import torch
 
 from longconv_models.convert import convert
 
+from helpers import implicit_filter_taps, layer_norm, positional_embedding
+
 torch.set_default_dtype(torch.float32)
 
 D, LAYERS, INNER, ORDER, EMB, L_MAX, VOCAB, PADDED = 8, 2, 32, 16, 5, 48, 12, 16
-
-
-def positional_embedding(L_max: int, emb_dim: int):
-    """z (1, L, emb_dim) = [t, cos(f w), -sin(f w)] with t = position / (L - 1), w = 2 pi n / L,
-    bands f = linspace(1e-4, bands - 1, bands); and t (1, L, 1)."""
-    n = torch.arange(L_max, dtype=torch.float64)
-    t = n / (L_max - 1)
-    bands = (emb_dim - 1) // 2
-    f = torch.linspace(1e-4, bands - 1, bands, dtype=torch.float64)
-    w = 2 * math.pi * n / L_max
-    z = torch.cat([t[:, None], torch.cos(f[None] * w[:, None]), -torch.sin(f[None] * w[:, None])], dim=1)
-    return z[None].float(), t[None, :, None].float()
 
 
 def original_state(modulate: bool, g: torch.Generator) -> dict:
@@ -68,12 +58,6 @@ def original_state(modulate: bool, g: torch.Generator) -> dict:
     return s
 
 
-def layer_norm(x, w, b):
-    mean = x.mean(-1, keepdim=True)
-    var = ((x - mean) ** 2).mean(-1, keepdim=True)
-    return (x - mean) / torch.sqrt(var + 1e-5) * w + b
-
-
 def hyena_operator(x, s, m, modulate, shift):
     """Order-2 Hyena: (x0, x1, v) = causal depthwise width-3 conv of in_proj(x);
     y[t] = x0[t] * (sum_{j <= t} h[j] (x1 v)[t - j] + D (x1 v)[t]); out_proj(y)."""
@@ -86,15 +70,7 @@ def hyena_operator(x, s, m, modulate, shift):
         conv[:, :, lag:] += w[:, j, None] * u[:, :, : L - lag]
     x0, x1, v = conv.split(D, dim=1)
     f = m + "filter_fn."
-    z = s[f + "pos_emb.z"][0, :L]
-    freq = s[f + "implicit_filter.1.freq"]
-    h = torch.sin(freq * (z @ s[f + "implicit_filter.0.weight"].T + s[f + "implicit_filter.0.bias"]))
-    for j in (2, 4):
-        h = torch.sin(freq * (h @ s[f + f"implicit_filter.{j}.weight"].T + s[f + f"implicit_filter.{j}.bias"]))
-    h = h @ s[f + "implicit_filter.6.weight"].T  # (L, D)
-    if modulate:
-        t = s[f + "pos_emb.t"][0, :L]  # (L, 1)
-        h = h * (torch.exp(-t * s[f + "modulation.deltas"][0].abs()) + shift)
+    h = implicit_filter_taps(s, f, L, modulate=modulate, shift=shift)  # (L, D)
     xv = x1 * v
     y = s[f + "bias"][None, :, None] * xv
     for j in range(L):  # explicit causal sum over lags
@@ -109,14 +85,14 @@ def formulation(s, ids, modulate, shift):
     for i in range(LAYERS):
         p = f"model.backbone.layers.{i}."
         residual = hidden if residual is None else hidden + residual
-        h = hyena_operator(layer_norm(residual, s[p + "norm1.weight"], s[p + "norm1.bias"]), s, p + "mixer.",
+        h = hyena_operator(layer_norm(residual, s[p + "norm1.weight"], s[p + "norm1.bias"], 1e-5), s, p + "mixer.",
                            modulate, shift)
         residual = h + residual
-        h = layer_norm(residual, s[p + "norm2.weight"], s[p + "norm2.bias"])
+        h = layer_norm(residual, s[p + "norm2.weight"], s[p + "norm2.bias"], 1e-5)
         a = h @ s[p + "mlp.fc1.weight"].T + s[p + "mlp.fc1.bias"]
         a = 0.5 * a * (1 + torch.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a ** 3)))  # GELU, tanh form
         hidden = a @ s[p + "mlp.fc2.weight"].T + s[p + "mlp.fc2.bias"]
-    final = layer_norm(hidden + residual, s["model.backbone.ln_f.weight"], s["model.backbone.ln_f.bias"])
+    final = layer_norm(hidden + residual, s["model.backbone.ln_f.weight"], s["model.backbone.ln_f.bias"], 1e-5)
     return final, final @ s["model.lm_head.weight"].T
 
 

@@ -19,17 +19,9 @@ import torch
 
 from longconv_models.convert import convert
 
+from helpers import implicit_filter_taps, layer_norm, positional_embedding
+
 H, LAYERS, INNER, ORDER, EMB, L_MAX, VOCAB, NB = 8, 2, 16, 8, 5, 40, 30, 4
-
-
-def positional_embedding(L_max: int, emb_dim: int):
-    n = torch.arange(L_max, dtype=torch.float64)
-    t = n / (L_max - 1)
-    bands = (emb_dim - 1) // 2
-    f = torch.linspace(1e-4, bands - 1, bands, dtype=torch.float64)
-    w = 2 * math.pi * n / L_max
-    z = torch.cat([t[:, None], torch.cos(f[None] * w[:, None]), -torch.sin(f[None] * w[:, None])], dim=1)
-    return z[None].float(), t[None, :, None].float()
 
 
 def original_state(training_additions: bool, g: torch.Generator) -> dict:
@@ -44,7 +36,7 @@ def original_state(training_additions: bool, g: torch.Generator) -> dict:
          "bert.embeddings.position_embeddings.weight": rnd(L_MAX, H, scale=0.5),
          "bert.embeddings.token_type_embeddings.weight": rnd(2, H, scale=0.5),
          **norm("bert.embeddings.LayerNorm")}
-    for i in range(L := LAYERS):
+    for i in range(LAYERS):
         a = f"bert.encoder.layer.{i}.attention."
         s |= {a + "in_linear.weight": rnd(3 * H, H, scale=H ** -0.5), a + "in_linear.bias": rnd(3 * H, scale=0.1),
               a + "out_linear.weight": rnd(H, H, scale=H ** -0.5), a + "out_linear.bias": rnd(H, scale=0.1),
@@ -73,29 +65,14 @@ def original_state(training_additions: bool, g: torch.Generator) -> dict:
     return s
 
 
-def layer_norm(x, w, b, eps):
-    mean = x.mean(-1, keepdim=True)
-    var = ((x - mean) ** 2).mean(-1, keepdim=True)
-    return (x - mean) / torch.sqrt(var + eps) * w + b
-
-
 def gelu(x):
     return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
-
-
-def implicit(s, f, mlp, L):
-    z, freq = s[f + "pos_emb.z"][0, :L], s[f + f"{mlp}.1.freq"]
-    h = torch.sin(freq * (z @ s[f + f"{mlp}.0.weight"].T + s[f + f"{mlp}.0.bias"]))
-    for j in (2, 4):
-        h = torch.sin(freq * (h @ s[f + f"{mlp}.{j}.weight"].T + s[f + f"{mlp}.{j}.bias"]))
-    h = h @ s[f + f"{mlp}.6.weight"].T  # (L, H)
-    return h * torch.exp(-s[f + "pos_emb.t"][0, :L] * s[f + "modulation.deltas"][0].abs())  # modulated
 
 
 def bidirectional_conv(x, s, f):
     """x (B, H, L): sum_{j<=t} k[j] x[t-j] + sum_j k_rev[j] x[t+1+j] + D x[t]."""
     L = x.shape[-1]
-    k, k_rev = implicit(s, f, "implicit_filter", L), implicit(s, f, "implicit_filter_rev", L)
+    k, k_rev = implicit_filter_taps(s, f, L), implicit_filter_taps(s, f, L, "implicit_filter_rev")
     y = s[f + "bias"][None, :, None] * x
     for j in range(L):
         y[:, :, j:] += k[j][None, :, None] * x[:, :, : L - j]
