@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops import fftconv
-from ..ops.decode_step import hyena_decode_step
+from ..ops.decode_step import hyena_decode_step, ring_append
 from .hyena_filter import HyenaFilter
 from .incremental_conv import IncrementalConv
 from .projections import linear_from_channels_first, masked_projected_groups, projected_groups
@@ -54,13 +54,8 @@ class HyenaState:
         self.conv.advance()
 
     def keep_pre(self, pre: Tensor) -> None:
-        """Append in_proj outputs (B, 3d, T), keeping the last ``pre.shape[2]`` in place."""
-        keep = self.pre.shape[2]
-        T = pre.shape[2]
-        if T >= keep:
-            self.pre.copy_(pre[:, :, -keep:])
-        else:
-            self.pre.copy_(torch.cat([self.pre[:, :, T:], pre.to(self.pre.dtype)], dim=2))
+        """Append in_proj outputs (B, 3d, T) to the ring of the last ones (in place)."""
+        ring_append(self.pre, pre)
 
     def crop(self, n: int) -> None:
         back = self.length - n

@@ -8,6 +8,15 @@ import torch
 from torch import Tensor
 
 
+def ring_append(ring: Tensor, values: Tensor) -> None:
+    """``ring`` (B, C, K) keeps the last K inputs, newest last: append ``values`` (B, C, T) in place."""
+    K, T = ring.shape[2], values.shape[2]
+    if T >= K:
+        ring.copy_(values[:, :, -K:])
+    else:
+        ring.copy_(torch.cat([ring[:, :, T:], values.to(ring.dtype)], dim=2))
+
+
 def block_conv_step_ref(u: Tensor, window: Tensor, window_acc: Tensor, toeplitz: Tensor, position: Tensor) -> Tensor:
     """The long convolution's output for one input u (B, d), fp32: u joins the current block's
     inputs ``window`` (B, d, block) at ``position``; y = the block's inputs against row
@@ -24,7 +33,7 @@ def hyena_decode_step_ref(p: Tensor, ring: Tensor, short_weight: Tensor, short_b
     over ``ring`` (B, 3d, K: the last in_proj outputs, newest last; shifted by one, p written
     last), the gates x0, x1 and value v, and the long convolution of x1 * v (see
     :func:`block_conv_step_ref`), times x0. Advances ``position``."""
-    ring.copy_(torch.cat([ring[:, :, 1:], p[:, :, None].to(ring.dtype)], dim=2))
+    ring_append(ring, p[:, :, None])
     window_inputs = ring[:, :, -short_weight.shape[1]:]
     s = (window_inputs.float() * short_weight).sum(-1)
     if short_bias is not None:
