@@ -221,7 +221,7 @@ def main():
     ap.add_argument("--out")
     args = ap.parse_args()
     rows, extra = [], []
-    for name in args.models.split(","):
+    for name in filter(None, args.models.split(",")):  # (--models "" with --long: the long rows only)
         factory, shapes, checkpointing = MODELS[name]
         for L, B in shapes:
             rows.append(bench_one(name, factory, L, B, checkpointing, args))

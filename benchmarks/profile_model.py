@@ -21,6 +21,7 @@ def main():
     ap.add_argument("--kind", default="train", choices=["train", "infer"])
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--ops", action="store_true", help="also the operators (and their input shapes) that launched the kernels")
     args = ap.parse_args()
     factory, _, checkpointing = MODELS[args.model]
     model = factory().cuda()
@@ -44,7 +45,8 @@ def main():
     for _ in range(3):
         step()
     torch.cuda.synchronize()
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+    activities = [ProfilerActivity.CUDA] + ([ProfilerActivity.CPU] if args.ops else [])
+    with profile(activities=activities, record_shapes=args.ops) as prof:
         step()
         torch.cuda.synchronize()
     by_name = collections.defaultdict(lambda: [0.0, 0])
@@ -57,6 +59,9 @@ def main():
           f"{sum(v[1] for v in by_name.values())} launches")
     for name, (us, n) in sorted(by_name.items(), key=lambda kv: -kv[1][0])[: args.top]:
         print(f"{us / 1e3:8.3f} ms {100 * us / total:5.1f}% {n:5d}x  {name[:110]}")
+    if args.ops:
+        print(prof.key_averages(group_by_input_shape=True).table(sort_by="self_device_time_total", row_limit=args.top,
+                                                                  max_name_column_width=40, max_shapes_column_width=70))
 
 
 if __name__ == "__main__":

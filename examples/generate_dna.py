@@ -8,7 +8,7 @@ kernels (prefill), then each new base costs the same whatever the prompt's lengt
 generated base, the cache's memory, and how often greedy decoding predicts the true next base
 (teacher-forced, from the same cache state as the generation).
 
-    python examples/generate_dna.py --prompt-length 16384 --new-tokens 256 [--batch 8] [--fused-step]
+    python examples/generate_dna.py --prompt-length 16384 --new-tokens 256 [--batch 8] [--no-fused-step]
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def main(argv=None):
     ap.add_argument("--new-tokens", type=int, default=256)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--fused-step", action="store_true", help="one Triton kernel per layer and step (GPU)")
+    ap.add_argument("--no-fused-step", action="store_true", help="the plain decoding step instead of one Triton kernel per layer (GPU)")
     args = ap.parse_args(argv)
     path = checkpoints.path("hyenadna-tiny-synthetic")
     tok = AutoTokenizer.from_pretrained(path)
@@ -58,7 +58,7 @@ def main(argv=None):
 
     with torch.no_grad():
         # teacher-forced: the cache decodes the true continuation; greedy accuracy of each step
-        cache = HyenaCache(model, fused_step=args.fused_step)
+        cache = HyenaCache(model, fused_step=not args.no_fused_step)
         sync(args.device)
         t0 = time.perf_counter()
         logits = model(prompt, cache=cache, use_cache=True, logits_to_keep=1).logits[:, -1]

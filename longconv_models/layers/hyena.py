@@ -28,7 +28,7 @@ class HyenaState:
     convolution's state (:class:`IncrementalConv`). The per-token buffers keep their addresses
     (a CUDA graph of the decoding step replays against them)."""
 
-    def __init__(self, op: "HyenaOperator", batch: int, device, dtype, block: int = 64, fused_step: bool = False):
+    def __init__(self, op: "HyenaOperator", batch: int, device, dtype, block: int = 64, fused_step: bool = True):
         self.width = op.short_filter.kernel_size[0]
         # the last in_proj outputs, newest last; zeros before the first input
         self.pre = torch.zeros(batch, op.in_proj.out_features, ROLLBACK_MAX + self.width, device=device, dtype=dtype)

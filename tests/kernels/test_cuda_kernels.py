@@ -382,8 +382,10 @@ def test_fftconv_unsupported_falls_back_visibly():
     u = torch.randn(2, 3, 100, device="cuda")  # fp32: reference path
     fftconv(u, torch.randn(3, 100, device="cuda"))
     assert last_backend()[0] == "reference" and "dtype" in last_backend()[1]
-    u = torch.randn(1, 1, 5_000_000, device="cuda").bfloat16()  # N = 8M: beyond the long path
-    fftconv(u, torch.randn(1, 10, device="cuda"))
+    u = torch.randn(1, 1, 5_000_000, device="cuda").bfloat16()  # N = 8M: beyond one kernel FFT
+    fftconv(u, torch.randn(1, 10, device="cuda"))  # a short filter: overlap-add of kernel-sized convs
+    assert last_backend()[0] == "cuda"
+    fftconv(u, torch.randn(1, 3_000_000, device="cuda"))  # too long for 4M-point segments
     assert last_backend()[0] == "reference" and "fft_size" in last_backend()[1]
 
 

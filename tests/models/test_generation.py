@@ -176,8 +176,10 @@ def test_logits_to_keep_in_the_prefill():
     ids = torch.randint(7, 12, (2, 40))
     with torch.no_grad():
         full = model(ids).logits
-        assert torch.equal(model(ids, logits_to_keep=1).logits, full[:, -1:])
-        assert torch.equal(model(ids, logits_to_keep=torch.tensor([3, 7])).logits, full[:, [3, 7]])
+        # (the head's GEMM on fewer rows may take another BLAS kernel: equal up to rounding)
+        assert torch.allclose(model(ids, logits_to_keep=1).logits, full[:, -1:], rtol=1e-5, atol=1e-6)
+        kept = model(ids, logits_to_keep=torch.tensor([3, 7])).logits
+        assert kept.shape[1] == 2 and torch.allclose(kept, full[:, [3, 7]], rtol=1e-5, atol=1e-6)
         calls = []
         hook = model.lm_head.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[1]))
         model.generate(ids, max_new_tokens=3, do_sample=False)

@@ -18,12 +18,13 @@ class HyenaCache:
     the tiled method. ``cuda_graphs``: on a GPU, one-token decoding steps replay a CUDA graph of
     the whole step (``decoding_graph.py``), recorded at the first step and replayed from the second.
     ``fused_step``: each layer's step between its projections as one Triton kernel
-    (``kernels/hyena_decode.py``) instead of about fifteen small ones."""
+    (``kernels/hyena_decode.py``) instead of about fifteen small ones, where possible (a CUDA
+    device with Triton; the plain step elsewhere, same buffers, same results)."""
 
     is_compileable = False
     is_croppable = True
 
-    def __init__(self, model, block: int = 64, cuda_graphs: bool = True, fused_step: bool = False):
+    def __init__(self, model, block: int = 64, cuda_graphs: bool = True, fused_step: bool = True):
         if not isinstance(block, int) or isinstance(block, bool) or block < 1 or block & (block - 1):
             raise ValueError(f"block must be a positive power of two, got {block!r}")
         self.mixers = [layer.mixer for layer in model.hyena.backbone.layers]

@@ -1,5 +1,5 @@
 """The decoding step's route: the Triton kernel (``kernels/hyena_decode.py``: one launch instead
-of about fifteen) when asked for and possible (an eager CUDA call, Triton importable), else the
+of about fifteen) where possible (an eager CUDA call, Triton importable) unless turned off, else the
 reference. Both update the same buffers the same way, so a state may switch between them."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from .. import dispatch
 from .reference import hyena_decode_step_ref
 
 def hyena_decode_step(p: Tensor, ring: Tensor, short_weight: Tensor, short_bias: Tensor | None, window: Tensor,
-                      window_acc: Tensor, toeplitz: Tensor, position: Tensor, fused: bool = False) -> Tensor:
-    """See :func:`.reference.hyena_decode_step_ref`. ``fused``: take the Triton kernel when possible."""
+                      window_acc: Tensor, toeplitz: Tensor, position: Tensor, fused: bool = True) -> Tensor:
+    """See :func:`.reference.hyena_decode_step_ref`. ``fused``: take the Triton kernel where possible."""
     reason = None
     if not fused:
-        reason = "not asked for (HyenaCache(fused_step=True))"
+        reason = "turned off (HyenaCache(fused_step=False))"
     elif not dispatch.eager_cuda_call(p, ring, window, window_acc, toeplitz, position):
         reason = "not an eager CUDA call" if p.is_cuda else f"device {p.device.type}"
     elif dispatch.triton_kernels("hyena_decode") is None:
