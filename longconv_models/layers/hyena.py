@@ -16,10 +16,10 @@ from torch import Tensor, nn
 from ..ops import fftconv
 from ..ops.decode_step import hyena_decode_step, ring_append
 from .hyena_filter import HyenaFilter
-from .incremental_conv import IncrementalConv
+from .incremental_conv import ROLLBACK_INPUTS, IncrementalConv
 from .projections import linear_from_channels_first, masked_projected_groups, projected_groups
 
-ROLLBACK_MAX = 64  # tokens a decoding state can roll back (assisted decoding rejects fewer)
+ROLLBACK_MAX = ROLLBACK_INPUTS  # tokens a decoding state can roll back (assisted decoding rejects fewer)
 
 
 class HyenaState:

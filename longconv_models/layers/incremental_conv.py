@@ -20,6 +20,11 @@ Positions are grouped in blocks of ``block`` (64) inputs:
 Starting after a prefix of n inputs (or rolling back to n) rebuilds the accumulator: the tiles of
 the block steps m <= n // block whose targets reach past it are exactly the prefixes of its binary
 expansion, O(n log n) once.
+
+With a filter of F nonzero taps (``taps_length``: the trained length of an extended model, see
+``extend_context``) an input reaches only the next F - 1 positions: a tile reads at most its last
+F inputs and writes at most its first F targets, and inputs older than F (plus a roll-back margin)
+are dropped. The state is then O(batch * channels * F) at any prefix length.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from ..ops.decode_step import block_conv_step_ref
 
 TILE_DIRECT_MAX = 64  # tiles up to this many inputs: a small Toeplitz product, no FFT
 TILE_CHUNK_ELEMENTS = 1 << 26  # an FFT tile convolves rows in groups of at most this many padded inputs
+ROLLBACK_INPUTS = 64  # inputs kept past what the tiles read, so that a roll-back of this many can rebuild
 
 
 def _lowbit(m: int) -> int:
@@ -72,7 +78,8 @@ class IncrementalConv:
             toeplitz = toeplitz + torch.diag_embed(bias.detach().float().to(device)[:, None].expand(channels, block))
         self.toeplitz = toeplitz.contiguous()  # (channels, block, block)
         self.tile_toeplitz: dict[int, Tensor] = {}  # small tiles: U -> (channels, U, U) taps at gaps U + p - j
-        self.u = torch.zeros(batch, channels, 0, device=device, dtype=dtype)  # inputs of completed blocks
+        self.u = torch.zeros(batch, channels, 0, device=device, dtype=dtype)  # inputs from u_base on
+        self.u_base = 0  # (with a finite filter the oldest inputs are dropped)
         self.acc = torch.zeros(batch, channels, 0, device=device)  # earlier blocks' contributions, fp32,
         self.acc_base = 0  # from position acc_base on (the positions before are consumed)
         self.window = torch.zeros(batch, channels, block, device=device)  # this block's inputs (zeros after)
@@ -93,6 +100,35 @@ class IncrementalConv:
             if self.taps_length is not None:
                 size = min(size, max(self.taps_length, floor))
             self.h = self.taps_fn(size).detach().float().to(self.device)
+
+    def _reach(self, U: int) -> int:
+        """Of a tile of U inputs: how many of its last inputs reach its targets (and how many of
+        its targets they reach)."""
+        return U if self.taps_length is None else min(U, self.taps_length)
+
+    def _inputs(self, start: int, stop: int) -> Tensor:
+        return self.u[:, :, start - self.u_base: stop - self.u_base]
+
+    def _store_inputs(self, start: int, values: Tensor) -> None:
+        self.u = self._grown(self.u, start + values.shape[2] - self.u_base)
+        self.u[:, :, start - self.u_base: start - self.u_base + values.shape[2]] = values
+
+    def _oldest_needed(self, n: int) -> int:
+        """The first input a rebuild at n reads (the tiles' reach, the small tiles, a block)."""
+        if self.taps_length is None:
+            return 0
+        return max(0, n - self.taps_length - 2 * max(self.block, TILE_DIRECT_MAX) - self.block)
+
+    def _drop_old_inputs(self) -> None:
+        """Forget the inputs no tile reads again, even after a roll-back of ROLLBACK_INPUTS. Once
+        at least half as many as are kept have expired, the kept ones move to a new store with
+        room for that many more (so the store stays within about twice what is kept)."""
+        keep_from = self._oldest_needed(self.n - ROLLBACK_INPUTS)
+        drop, kept = keep_from - self.u_base, self.n - keep_from
+        if drop > 0 and drop >= max(self.block, kept // 2):
+            store = self.u.new_zeros(self.batch, self.channels, kept + kept // 2 + 2 * self.block)
+            store[:, :, :kept] = self.u[:, :, drop: drop + kept]
+            self.u, self.u_base = store, keep_from
 
     def _acc_slice(self, start: int, stop: int) -> Tensor:
         """acc over positions [start, stop) (grown to hold them)."""
@@ -115,11 +151,10 @@ class IncrementalConv:
     def append(self, u: Tensor) -> None:
         """Store a prefix (or more inputs) without computing outputs: (batch, channels, T)."""
         self._flush_window()
-        T = u.shape[2]
-        self.u = self._grown(self.u, self.n + T)
-        self.u[:, :, self.n: self.n + T] = u
-        self.n += T
+        self._store_inputs(self.n, u)
+        self.n += u.shape[2]
         self._rebuild()
+        self._drop_old_inputs()
 
     def step(self, u: Tensor) -> Tensor:
         """One new input (batch, channels) -> its output (batch, channels), fp32."""
@@ -150,7 +185,10 @@ class IncrementalConv:
             self.position.fill_(n - start)
             self.n = n
             return
-        self.n = n  # every input before n is in self.u
+        if self._oldest_needed(n) < self.u_base:
+            raise ValueError(f"cannot roll back from {self.n} to {n} inputs: the state keeps the inputs a "
+                             f"roll-back of up to {ROLLBACK_INPUTS} needs")
+        self.n = n  # every input the rebuild reads is in self.u
         self._rebuild()
 
     @classmethod
@@ -158,7 +196,8 @@ class IncrementalConv:
         """One state over the rows of several states of the same filter and length (a prefill
         run in row chunks); the parts' tensors are released as they are joined."""
         first = convs[0]
-        if any(c.n != first.n or c.acc_base != first.acc_base or c.block != first.block for c in convs):
+        if any(c.n != first.n or c.acc_base != first.acc_base or c.u_base != first.u_base or c.block != first.block
+               for c in convs):
             raise ValueError("only states of the same length and block join")
         merged = copy.copy(first)  # shares the taps and Toeplitz matrices
         for name in ("u", "acc", "window", "window_acc"):
@@ -189,13 +228,12 @@ class IncrementalConv:
         """The current block's inputs into ``self.u`` (positions start .. n)."""
         start = self.n - self.n % self.block
         if self.n > start:
-            self.u = self._grown(self.u, self.n)
-            self.u[:, :, start: self.n] = self.window[:, :, : self.n - start].to(self.dtype)
+            self._store_inputs(start, self.window[:, :, : self.n - start].to(self.dtype))
 
     def _finish_block(self) -> None:
-        self.u = self._grown(self.u, self.n)
-        self.u[:, :, self.n - self.block: self.n] = self.window.to(self.dtype)
+        self._store_inputs(self.n - self.block, self.window.to(self.dtype))
         self._add_tile(self.n // self.block)
+        self._drop_old_inputs()
         self.window.zero_()
         self.position.zero_()
         self.window_acc.copy_(self._acc_slice(self.n, self.n + self.block))
@@ -211,6 +249,8 @@ class IncrementalConv:
         m = n // b
         # targets from this block on, up to twice the highest power of two in m (blocks)
         span = (2 * (1 << max(m.bit_length() - 1, 0)) - m + 1) * b if m else b
+        if self.taps_length is not None:  # (no target past the filter's reach: the slices grow if needed)
+            span = min(span, self.taps_length + 2 * b)
         self.acc, self.acc_base = torch.zeros(self.batch, self.channels, span, device=self.device), m * b
         step = m
         while step > 0:
@@ -218,7 +258,7 @@ class IncrementalConv:
             step -= _lowbit(step)
         start = m * b
         self.window.zero_()
-        self.window[:, :, : n - start] = self.u[:, :, start:n].float()
+        self.window[:, :, : n - start] = self._inputs(start, n).float()
         self.position.fill_(n - start)
         self.window_acc.copy_(self._acc_slice(start, start + b))
 
@@ -228,21 +268,29 @@ class IncrementalConv:
         b = self.block
         U = _lowbit(m) * b  # inputs in the tile
         lo_input, first = m * b - U, m * b  # the tile's inputs [lo_input, first), targets [first, first + U)
-        self._ensure_taps(2 * U)
-        w = self.u[:, :, lo_input: first]
         if U <= TILE_DIRECT_MAX:
+            self._ensure_taps(2 * U)
+            w = self._inputs(lo_input, first)
             if U not in self.tile_toeplitz:  # G[p', j] = h[U + p' - j]: gaps 1 .. 2U - 1
                 self.tile_toeplitz[U] = _toeplitz(self.h, U, U)
             contrib = torch.einsum("bdj,dpj->bdp", w.float(), self.tile_toeplitz[U])
             lo = 0 if first_target is None else max(0, (first_target - m) * b)
             self._acc_slice(first + lo, first + U).add_(contrib[:, :, lo:])
             return
-        # causal conv of [w, 0] with h[:2U]: outputs U .. 2U - 1 are the contributions (fewer taps:
-        # zeros past them); rows in groups, so that a large tile's temporaries stay bounded
+        # causal conv of [w, 0] with h[:Ri + R] for the tile's last Ri inputs w: outputs Ri + lo ..
+        # Ri + R - 1 are the contributions to targets first + lo .. first + R - 1 (R = U, or with F
+        # taps at most F targets and only inputs within F of the first kept target reach them);
+        # rows in groups, so that a large tile's temporaries stay bounded
+        R = self._reach(U)
         lo = 0 if first_target is None else max(0, (first_target - m) * b)
-        target = self._acc_slice(first + lo, first + U)
-        rows = max(1, TILE_CHUNK_ELEMENTS // (self.channels * 2 * U))
+        if lo >= R:
+            return
+        Ri = R if self.taps_length is None else min(R, self.taps_length - lo)
+        self._ensure_taps(Ri + R)
+        w = self._inputs(first - Ri, first)
+        target = self._acc_slice(first + lo, first + R)
+        rows = max(1, TILE_CHUNK_ELEMENTS // (self.channels * (Ri + R)))
         for r in range(0, self.batch, rows):
             part = w[r: r + rows]
-            padded = torch.cat([part, torch.zeros_like(part)], dim=2)
-            target[r: r + rows] += fftconv(padded, self.h[:, : 2 * U])[:, :, U + lo:].float()
+            padded = torch.cat([part, part.new_zeros(part.shape[0], part.shape[1], R)], dim=2)
+            target[r: r + rows] += fftconv(padded, self.h[:, : Ri + R])[:, :, Ri + lo:].float()

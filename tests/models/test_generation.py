@@ -59,6 +59,32 @@ def test_incremental_conv_with_fewer_taps_than_the_sequence():
     assert conv.h.shape[1] <= 2 * 64  # never more taps than the filter has (or the Toeplitz floor)
 
 
+@pytest.mark.parametrize("prefix", [0, 37, 1008, 2047, 2500])  # 1008 = 63 blocks: a rebuild of 6 tiles
+def test_incremental_conv_state_is_bounded_by_the_filter_not_the_prefix(prefix):
+    """With F nonzero taps an input reaches F - 1 positions: the tiles read their last F inputs
+    and write their first F targets, older inputs are dropped, so the stored inputs and the
+    accumulator stay O(F) over a 3000-input sequence; exact throughout and after a roll-back of 64;
+    a deeper roll-back is a clear error."""
+    torch.manual_seed(2)
+    B, D, L, taps, block = 2, 3, 3000, 100, 16
+    h, u, bias = torch.randn(D, taps), torch.randn(B, D, L), torch.randn(D)
+    ref = direct(u, torch.nn.functional.pad(h, (0, L - taps)), bias)
+    conv = IncrementalConv(lambda n: torch.nn.functional.pad(h, (0, max(0, n - taps)))[:, :n], bias, B, D, "cpu",
+                           torch.float32, block=block, taps_length=taps)
+    conv.append(u[:, :, :prefix])
+    ys, stored = [], []
+    for t in range(prefix, L):
+        ys.append(conv.step(u[:, :, t]))
+        stored.append(max(conv.u.shape[2], conv.acc.shape[2]))
+    assert torch.allclose(torch.stack(ys, -1).double(), ref[:, :, prefix:], rtol=1e-5, atol=1e-4)
+    assert max(stored[200:]) < 6 * taps and conv.u_base > L - 6 * taps  # (not the 3000 inputs)
+    conv.crop(L - 64)
+    y = torch.stack([conv.step(u[:, :, t]) for t in range(L - 64, L)], -1)
+    assert torch.allclose(y.double(), ref[:, :, L - 64:], rtol=1e-5, atol=1e-4)
+    with pytest.raises(ValueError, match="roll back"):
+        conv.crop(L - 1000)
+
+
 def test_incremental_conv_keeps_its_per_token_buffers_in_place():
     """What a CUDA graph of the step records must not move: same storage after blocks, roll-backs
     and a beam reorder of the same batch size; a different batch size bumps the version."""
@@ -219,6 +245,25 @@ def test_decoding_past_the_trained_length_warns_and_follows_extend_context():
     model.extend_context(128)  # the same rule, explicitly: the full recompute agrees
     with torch.no_grad():
         assert torch.equal(model.generate(prompt, max_new_tokens=30, do_sample=False, use_cache=False), out)
+
+
+def test_extended_model_decodes_long_prompts_exactly_in_a_filter_sized_cache():
+    """Trained at 64, extended to 4096 (64 taps): a 1500-token prompt and 100 new tokens, cached
+    vs the full recompute (fp32: tokens equal, logits within 1e-4); the cache holds about the
+    filter's reach per layer, not the prompt."""
+    model = dna_model(64)
+    model.extend_context(4096)
+    prompt = torch.randint(7, 12, (2, 1500))
+    with torch.no_grad():
+        kw = dict(max_new_tokens=100, do_sample=False, output_logits=True, return_dict_in_generate=True)
+        cache = HyenaCache(model)
+        cached = model.generate(prompt, cache=cache, **kw)
+        plain = model.generate(prompt, use_cache=False, **kw)
+    assert torch.equal(cached.sequences, plain.sequences)
+    a, b = torch.stack(cached.logits, 1), torch.stack(plain.logits, 1)
+    assert (a - b).abs().max() <= 1e-4 * b.abs().max()
+    for layer in cache.layers:  # inputs and accumulator: positions held, against the 1600 decoded
+        assert max(layer.conv.u.shape[2], layer.conv.acc.shape[2]) < 800 and layer.conv.u_base > 800
 
 
 def test_per_token_work_does_not_grow_with_the_prefix():
