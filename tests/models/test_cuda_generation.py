@@ -101,7 +101,7 @@ def test_generate_with_graphs_matches_without_cache_greedy_and_beams():
     model = model_bf16(1024)
     ids = torch.randint(7, 12, (2, 100), device="cuda")
     cached = model.generate(ids, max_new_tokens=40, do_sample=False)
-    logits = model(cached).logits[:, 99:-1].float()  # the full recompute along the cached tokens
+    logits = model(cached).logits[:, 99:-1, : model.config.vocab_size].float()  # the recompute, real tokens only
     new = cached[:, 100:]
     picked = logits.gather(-1, new[..., None])[..., 0]
     eos_id = model.generation_config.eos_token_id
