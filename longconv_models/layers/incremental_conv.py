@@ -101,11 +101,6 @@ class IncrementalConv:
                 size = min(size, max(self.taps_length, floor))
             self.h = self.taps_fn(size).detach().float().to(self.device)
 
-    def _reach(self, U: int) -> int:
-        """Of a tile of U inputs: how many of its last inputs reach its targets (and how many of
-        its targets they reach)."""
-        return U if self.taps_length is None else min(U, self.taps_length)
-
     def _inputs(self, start: int, stop: int) -> Tensor:
         return self.u[:, :, start - self.u_base: stop - self.u_base]
 
@@ -281,11 +276,12 @@ class IncrementalConv:
         # Ri + R - 1 are the contributions to targets first + lo .. first + R - 1 (R = U, or with F
         # taps at most F targets and only inputs within F of the first kept target reach them);
         # rows in groups, so that a large tile's temporaries stay bounded
-        R = self._reach(U)
+        F = self.taps_length
+        R = U if F is None else min(U, F)  # targets within the filter's reach
         lo = 0 if first_target is None else max(0, (first_target - m) * b)
         if lo >= R:
             return
-        Ri = R if self.taps_length is None else min(R, self.taps_length - lo)
+        Ri = R if F is None else min(R, F - lo)  # inputs that reach targets first + lo ..
         self._ensure_taps(Ri + R)
         w = self._inputs(first - Ri, first)
         target = self._acc_slice(first + lo, first + R)

@@ -26,14 +26,18 @@ def direct(u, h, bias):
     return y + bias.double()[:, None] * u
 
 
+def zero_padded(h):
+    """taps(n) of a filter h: its first n taps, zeros past its length."""
+    return lambda n: torch.nn.functional.pad(h, (0, max(0, n - h.shape[1])))[:, :n]
+
+
 @pytest.mark.parametrize("block,prefix", [(64, 0), (1, 0), (1, 37), (8, 7), (16, 100), (4, 300), (64, 129)])
 def test_incremental_conv_matches_the_direct_sum(block, prefix):
     torch.manual_seed(0)
     B, D, L = 3, 5, 400  # tiles up to 256 inputs: the FFT tile path too
     h, bias, u = torch.randn(D, 512), torch.randn(D), torch.randn(B, D, L)
     ref = direct(u, h, bias)
-    conv = IncrementalConv(lambda n: torch.nn.functional.pad(h, (0, max(0, n - 512)))[:, :n], bias, B, D, "cpu",
-                           torch.float32, block=block)
+    conv = IncrementalConv(zero_padded(h), bias, B, D, "cpu", torch.float32, block=block)
     conv.append(u[:, :, :prefix])
     y = torch.stack([conv.step(u[:, :, t]) for t in range(prefix, L)], -1)
     assert torch.allclose(y.double(), ref[:, :, prefix:], rtol=1e-5, atol=1e-4)
@@ -50,9 +54,8 @@ def test_incremental_conv_with_fewer_taps_than_the_sequence():
     B, D, L, taps = 2, 3, 700, 100
     h = torch.randn(D, taps)
     u, bias = torch.randn(B, D, L), torch.randn(D)
-    ref = direct(u, torch.nn.functional.pad(h, (0, L - taps)), bias)
-    conv = IncrementalConv(lambda n: torch.nn.functional.pad(h, (0, max(0, n - taps)))[:, :n], bias, B, D, "cpu",
-                           torch.float32, block=16, taps_length=taps)
+    ref = direct(u, zero_padded(h)(L), bias)
+    conv = IncrementalConv(zero_padded(h), bias, B, D, "cpu", torch.float32, block=16, taps_length=taps)
     conv.append(u[:, :, :300])
     y = torch.stack([conv.step(u[:, :, t]) for t in range(300, L)], -1)
     assert torch.allclose(y.double(), ref[:, :, 300:], rtol=1e-5, atol=1e-4)
@@ -68,9 +71,8 @@ def test_incremental_conv_state_is_bounded_by_the_filter_not_the_prefix(prefix):
     torch.manual_seed(2)
     B, D, L, taps, block = 2, 3, 3000, 100, 16
     h, u, bias = torch.randn(D, taps), torch.randn(B, D, L), torch.randn(D)
-    ref = direct(u, torch.nn.functional.pad(h, (0, L - taps)), bias)
-    conv = IncrementalConv(lambda n: torch.nn.functional.pad(h, (0, max(0, n - taps)))[:, :n], bias, B, D, "cpu",
-                           torch.float32, block=block, taps_length=taps)
+    ref = direct(u, zero_padded(h)(L), bias)
+    conv = IncrementalConv(zero_padded(h), bias, B, D, "cpu", torch.float32, block=block, taps_length=taps)
     conv.append(u[:, :, :prefix])
     ys, stored = [], []
     for t in range(prefix, L):
