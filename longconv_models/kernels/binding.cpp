@@ -27,5 +27,5 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("filter_rows_to_slots", &fc::filter_rows_to_slots, "long path: filter rows -> their slots, bf16 tensor cores");
   m.def("slots_to_spectrum_grad", &fc::slots_to_spectrum_grad, "long path: filter accumulators -> spectrum gradient");
   m.def("shortconv_fwd", &sc::shortconv_fwd, "short depthwise conv1d (reverse_taps: its input gradient)");
-  m.def("shortconv_wgrad", &sc::shortconv_wgrad, "short depthwise conv1d weight/bias gradient partial sums");
+  m.def("shortconv_bwd", &sc::shortconv_bwd, "short depthwise conv1d backward: (dx, weight/bias gradient partial sums)");
 }

@@ -586,12 +586,15 @@ def test_frequency_sparse_low_band_nan_isolated():
 
 
 # ---- short conv ------------------------------------------------------------------------------
-@pytest.mark.parametrize("K", [2, 3, 4, 8])
-@pytest.mark.parametrize("padding", ["causal", "same"])
+@pytest.mark.parametrize("K", [1, 2, 3, 4, 5, 8])
+@pytest.mark.parametrize("padding", ["causal", "same", 5])  # (5 with K = 8: taps on both sides, beyond "same")
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
-@pytest.mark.parametrize("B,H,L", [(3, 5, 1001), (2, 64, 2048)])
+# (L = 5000, 5003: channels-first rows of several strips, the last one partial; 2048: one full strip)
+@pytest.mark.parametrize("B,H,L", [(3, 5, 1001), (2, 64, 2048), (1, 3, 5000), (2, 7, 5003)])
 def test_short_conv(K, padding, channels_last, dtype, B, H, L):
+    if padding == 5 and K <= 5:
+        pytest.skip("padding must be < K")
     x = torch.randn(B, H, L, device="cuda").to(dtype)
     xin = (x.transpose(1, 2).contiguous() if channels_last else x).requires_grad_()
     w = torch.randn(H, K, device="cuda", requires_grad=True)

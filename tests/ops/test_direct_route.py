@@ -92,9 +92,10 @@ class FakeExtension:
         assert w.dtype == torch.float32 and w.is_contiguous()
         return torch.zeros_like(x)
 
-    def shortconv_wgrad(self, x, dy, K, pad_left, channels_last):
-        self.calls.append("shortconv_wgrad")
-        return torch.ones(3, x.shape[2] if channels_last else x.shape[1], K + 1)
+    def shortconv_bwd(self, x, dy, w, pad_left, channels_last):
+        self.calls.append("shortconv_bwd")
+        assert w.dtype == torch.float32 and w.is_contiguous()
+        return torch.zeros_like(x), torch.ones(3, w.shape[0], w.shape[1] + 1)
 
 
 @pytest.fixture
@@ -189,7 +190,7 @@ def test_short_conv_direct_route_calls_and_gradients(fake):
     x = torch.randn(2, 5, 30).bfloat16().requires_grad_()
     w, b = torch.randn(5, 3, requires_grad=True), torch.randn(5, requires_grad=True)
     lcm.short_conv(x, w, b).float().sum().backward()
-    assert fake.calls == [("shortconv_fwd", False), ("shortconv_fwd", True), "shortconv_wgrad"]
+    assert fake.calls == [("shortconv_fwd", False), "shortconv_bwd"]
     assert lcm.last_backend("short_conv") == ("cuda", "")
     assert torch.equal(w.grad, torch.full((5, 3), 3.0)) and torch.equal(b.grad, torch.full((5,), 3.0))
     fake.calls.clear()

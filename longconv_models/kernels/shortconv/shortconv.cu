@@ -1,5 +1,6 @@
-// Short depthwise conv1d kernels: forward (also used for the input gradient) and the
-// weight/bias-gradient reduction, in channels-first and channels-last layouts.
+// Short depthwise conv1d kernels in channels-first and channels-last layouts: the forward, and
+// the backward (channels-first: input and weight/bias gradients in one pass; channels-last: the
+// forward kernel on dy for the input gradient, then the weight/bias-gradient reduction).
 #include <algorithm>
 
 #include "../common/device.cuh"
@@ -9,43 +10,91 @@ namespace longconv::shortconv {
 namespace {
 
 // ---- channels-first (B, H, L) --------------------------------------------------------------
-// Weight gradient: a block owns kTile timesteps of one row, staged in shared memory.
+// A warp owns a strip of one row: up to kMaxRounds rounds of 32 consecutive 8-element chunks
+// (16 bytes in bf16), one chunk per lane per round. The window a chunk needs beyond itself is
+// its neighbour lanes' chunks (warp shuffles); only lanes 0 and 31 load the chunk past the
+// round's ends. So every input is read from memory once, the row's weights once per strip, and
+// the row and batch indices are divided out once per warp, not per chunk.
+//
+// Offsets: y[t] = bias + sum_o W[o] x[t + o], o = j - pad_left in [-pad_left, K - 1 - pad_left],
+// W[o] = w[o + pad_left]. The kernels take a compile-time offset range [kLo, kHi] covering that
+// (see by_window): kLo < 0 reads the previous chunk, kHi > 0 the next one.
 constexpr int kThreadsCF = 128;
-constexpr int kPerThreadCF = 8;
-constexpr int kTile = kThreadsCF * kPerThreadCF;
-constexpr int kHalo = 8;  // >= max(pad_left, K - 1 - pad_left)
-constexpr int kWindow = kTile + 2 * kHalo;
+constexpr int kWarpsCF = kThreadsCF / 32;
+constexpr int kRoundElems = 32 * 8;
+constexpr int kMaxRounds = 8;
 
-// Shared-memory index with one pad word per 32: a thread reading 8*i + c is conflict-free.
-__device__ __forceinline__ int padded(int s) { return s + (s >> 5); }
+int64_t cf_rounds(int64_t L) { return std::min<int64_t>((L + kRoundElems - 1) / kRoundElems, kMaxRounds); }
+int64_t cf_strips(int64_t L) {
+  const int64_t strip = kRoundElems * cf_rounds(L);
+  return (L + strip - 1) / strip;
+}
 
-// Stage x[row, t0 - kHalo .. t0 + kTile + kHalo) (zeros outside [0, L)) as floats; 16-byte loads
-// when the row is aligned (every chunk then starts at a multiple of 8 elements).
+struct StripCF {
+  int64_t row;       // b * H + h
+  int h, b, lane, rounds;
+  int64_t strip, t_first;  // the strip's index in its row; this lane's first element
+  bool active;       // warp-uniform
+  __device__ explicit StripCF(const Params& p, int64_t rounds_, int64_t strips) {
+    const int64_t warp = static_cast<int64_t>(blockIdx.x) * kWarpsCF + threadIdx.x / 32;
+    lane = threadIdx.x & 31;
+    rounds = static_cast<int>(rounds_);
+    active = warp < static_cast<int64_t>(p.B) * p.H * strips;
+    row = warp / strips;
+    strip = warp - row * strips;
+    h = static_cast<int>(row % p.H);
+    b = static_cast<int>(row / p.H);
+    t_first = strip * rounds_ * kRoundElems + lane * 8;
+  }
+};
+
+// The previous chunk's elements [kFrom, 8): lane - 1's, lane 0 loads them (zeros before t = 0).
+template <typename T, int kFrom>
+__device__ __forceinline__ void previous_chunk(float (&prev)[8], const float (&cur)[8], const T* row, int64_t t0,
+                                               int L, bool vec, int lane) {
+#pragma unroll
+  for (int i = kFrom; i < 8; ++i) prev[i] = __shfl_up_sync(0xffffffffu, cur[i], 1);
+  if (lane == 0 && t0 > 0 && t0 <= L) load_row<T, 8>(prev, row, static_cast<int>(t0 - 8), L, vec);
+  else if (lane == 0)
+#pragma unroll
+    for (int i = 0; i < 8; ++i) prev[i] = 0.f;
+}
+
+// The next chunk's elements [0, kTo): lane + 1's, lane 31 loads them (zeros past L).
+template <typename T, int kTo>
+__device__ __forceinline__ void next_chunk(float (&next)[8], const float (&cur)[8], const T* row, int64_t t0, int L,
+                                           bool vec, int lane) {
+#pragma unroll
+  for (int i = 0; i < kTo; ++i) next[i] = __shfl_down_sync(0xffffffffu, cur[i], 1);
+  if (lane == 31 && t0 + 8 < L) load_row<T, 8>(next, row, static_cast<int>(t0 + 8), L, vec);
+  else if (lane == 31)
+#pragma unroll
+    for (int i = 0; i < 8; ++i) next[i] = 0.f;
+}
+
 template <typename T>
-__device__ __forceinline__ void stage_window(float* xs, const T* __restrict__ row, int t0, int L, bool vec) {
-  constexpr int V = 16 / sizeof(T);
-  for (int c = threadIdx.x; c < kWindow / V; c += kThreadsCF) {
-    const int t = t0 - kHalo + c * V;
-    float v[V];
-    if (vec && t >= 0 && t + V <= L) {
-      const uint4 bits = __ldg(reinterpret_cast<const uint4*>(row + t));
-      const T* e = reinterpret_cast<const T*>(&bits);
+__device__ __forceinline__ void load_chunk(float (&cur)[8], const T* row, int64_t t0, int L, bool vec) {
+  if (t0 < L) {
+    load_row<T, 8>(cur, row, static_cast<int>(t0), L, vec);
+  } else {
 #pragma unroll
-      for (int i = 0; i < V; ++i) v[i] = to_float(e[i]);
-    } else {
-#pragma unroll
-      for (int i = 0; i < V; ++i) v[i] = (t + i >= 0 && t + i < L) ? to_float(row[t + i]) : 0.f;
-    }
-#pragma unroll
-    for (int i = 0; i < V; ++i) xs[padded(c * V + i)] = v[i];
+    for (int i = 0; i < 8; ++i) cur[i] = 0.f;
   }
 }
 
-// The 8 + 7 window values thread i needs: x at t0 + 8i - pad_left + (0 .. 14).
-__device__ __forceinline__ void thread_window(float (&win)[kPerThreadCF + kMaxWidth - 1], const float* xs, int pad_left) {
-  const int s0 = kHalo + kPerThreadCF * threadIdx.x - pad_left;
+// Element i in [-8, 16) of the window prev | cur | next (compile-time i: registers only).
+__device__ __forceinline__ float window(const float (&prev)[8], const float (&cur)[8], const float (&next)[8], int i) {
+  return i < 0 ? prev[i + 8] : i < 8 ? cur[i] : next[i - 8];
+}
+
+// W[o] for o in [kLo, kHi] at index o + 7 (zero where o + pad_left is no tap).
+template <int kLo, int kHi>
+__device__ __forceinline__ void offset_weights(float (&W)[15], const Params& p, int h) {
 #pragma unroll
-  for (int i = 0; i < kPerThreadCF + kMaxWidth - 1; ++i) win[i] = xs[padded(s0 + i)];
+  for (int o = kLo; o <= kHi; ++o) {
+    const int j = o + p.pad_left;
+    W[o + 7] = (j >= 0 && j < p.K) ? p.w[h * p.K + (p.reverse_taps ? p.K - 1 - j : j)] : 0.f;
+  }
 }
 
 template <typename T>
@@ -53,89 +102,90 @@ __device__ __forceinline__ bool row_aligned(const Params& p, const void* base) {
   return p.L % (16 / sizeof(T)) == 0 && reinterpret_cast<uintptr_t>(base) % 16 == 0;
 }
 
-// Forward: one thread per 8 outputs (a 16-byte chunk) of a row, no shared memory and no
-// barrier. With win = x[t0 - 8 .. t0 + 16) (chunks c - 1, c, c + 1 of the row),
-//   y[t0 + v] = bias + sum_m W[m] * win[v + m],  W[m] = w[m - 8 + pad_left]  (zero off [0, K)),
-// and m spans [kLo, kHi) ⊇ [8 - pad_left, 8 - pad_left + K): [1, 9) for the causal conv (chunks
-// c - 1 and c), [8, 16) for its input gradient (pad_left = 0: chunks c and c + 1), [5, 13) for
-// "same" padding (pad_left <= 3, K - pad_left <= 5), [1, 16) otherwise. Neighbouring chunks are
-// read by neighbouring threads, so the extra loads hit in L1/L2.
-constexpr int kThreadsRow = 256;
-
 template <typename T, int kLo, int kHi>
-__global__ void __launch_bounds__(kThreadsRow) forward_cf(const __grid_constant__ Params p) {
-  const int chunks = (p.L + 7) / 8;
-  const int64_t gid = static_cast<int64_t>(blockIdx.x) * kThreadsRow + threadIdx.x;
-  if (gid >= static_cast<int64_t>(p.B) * p.H * chunks) return;
-  const int64_t row = gid / chunks;  // b * H + h
-  const int t0 = static_cast<int>(gid - row * chunks) * 8;
-  const int h = static_cast<int>(row % p.H);
+__global__ void __launch_bounds__(kThreadsCF) forward_cf(const __grid_constant__ Params p, int64_t rounds, int64_t strips) {
+  const StripCF s(p, rounds, strips);
+  if (!s.active) return;
   const bool vec = row_aligned<T>(p, p.x) && row_aligned<T>(p, p.y);
-  const T* x = static_cast<const T*>(p.x) + row * p.L;
-  float prev[8] = {}, cur[8], next[8] = {};
-  if (kLo < 8 && t0 > 0) load_row<T, 8>(prev, x, t0 - 8, p.L, vec);
-  load_row<T, 8>(cur, x, t0, p.L, vec);
-  if (kHi > 9) load_row<T, 8>(next, x, t0 + 8, p.L, vec);  // zeros past L
-  float w[16];
+  const T* x = static_cast<const T*>(p.x) + s.row * p.L;
+  T* y = static_cast<T*>(p.y) + s.row * p.L;
+  float W[15];
+  offset_weights<kLo, kHi>(W, p, s.h);
+  const float bias = p.bias ? p.bias[s.h] : 0.f;
+  for (int r = 0; r < s.rounds; ++r) {
+    const int64_t t0 = s.t_first + static_cast<int64_t>(r) * kRoundElems;
+    float prev[8] = {}, cur[8], next[8] = {};
+    load_chunk<T>(cur, x, t0, p.L, vec);
+    if constexpr (kLo < 0) previous_chunk<T, 8 + kLo>(prev, cur, x, t0, p.L, vec, s.lane);
+    if constexpr (kHi > 0) next_chunk<T, kHi>(next, cur, x, t0, p.L, vec, s.lane);
+    float out[8];
 #pragma unroll
-  for (int m = kLo; m < kHi; ++m) {
-    const int j = m - 8 + p.pad_left;
-    w[m] = (j >= 0 && j < p.K) ? p.w[h * p.K + (p.reverse_taps ? p.K - 1 - j : j)] : 0.f;
-  }
-  const float b = p.bias ? p.bias[h] : 0.f;
-  float y[8];
+    for (int v = 0; v < 8; ++v) {
+      float acc = bias;
 #pragma unroll
-  for (int v = 0; v < 8; ++v) {
-    float acc = b;
-#pragma unroll
-    for (int m = kLo; m < kHi; ++m) {
-      const int i = v + m;  // compile-time: the window stays in registers
-      acc += w[m] * (i < 8 ? prev[i] : i < 16 ? cur[i - 8] : next[i - 16]);
+      for (int o = kLo; o <= kHi; ++o) acc += W[o + 7] * window(prev, cur, next, v + o);
+      out[v] = acc;
     }
-    y[v] = acc;
+    if (t0 < p.L) store_row<T, 8>(y, out, static_cast<int>(t0), p.L, vec);
   }
-  store_row<T, 8>(static_cast<T*>(p.y) + row * p.L, y, t0, p.L, vec);
 }
 
-template <typename T>
-__global__ void __launch_bounds__(kThreadsCF) weight_grad_cf(const __grid_constant__ Params p) {
-  __shared__ float xs[kWindow + kWindow / 32 + 1];
-  __shared__ float red[kThreadsCF / 32][kMaxWidth + 1];
-  const int chunks = (p.L + kTile - 1) / kTile;
-  const int64_t row = blockIdx.x / chunks;
-  const int chunk = blockIdx.x % chunks, t0 = chunk * kTile;
-  const int h = static_cast<int>(row % p.H), b = static_cast<int>(row / p.H);
-  const bool vec = row_aligned<T>(p, p.x) && row_aligned<T>(p, p.dy);
-  stage_window(xs, static_cast<const T*>(p.x) + row * p.L, t0, p.L, vec);
-  float g[kPerThreadCF];
-  const int t = t0 + kPerThreadCF * threadIdx.x;
-  load_row<T, kPerThreadCF>(g, static_cast<const T*>(p.dy) + row * p.L, min(t, p.L), p.L, vec);  // zeros past L
-  __syncthreads();
-  float win[kPerThreadCF + kMaxWidth - 1];
-  thread_window(win, xs, p.pad_left);
-  float acc[kMaxWidth + 1] = {};
+// Both gradients in one pass over x and dy:
+//   dx[t] = sum_o W[o] dy[t - o]   (dy's window mirrors x's: kLo < 0 reads dy's next chunk)
+//   dW[o] = sum_t dy[t] x[t + o],  dbias = sum_t dy[t]
+// The warp's sums go to dw_partial[b * strips + strip, h, :] (summed over partials on the host).
+template <typename T, int kLo, int kHi>
+__global__ void __launch_bounds__(kThreadsCF) backward_cf(const __grid_constant__ Params p, int64_t rounds, int64_t strips) {
+  const StripCF s(p, rounds, strips);
+  if (!s.active) return;
+  const bool vec = row_aligned<T>(p, p.x) && row_aligned<T>(p, p.dy) && row_aligned<T>(p, p.y);
+  const T* x = static_cast<const T*>(p.x) + s.row * p.L;
+  const T* dy = static_cast<const T*>(p.dy) + s.row * p.L;
+  T* dx = static_cast<T*>(p.y) + s.row * p.L;
+  float W[15];
+  offset_weights<kLo, kHi>(W, p, s.h);
+  float dW[15] = {}, dbias = 0.f;
+  for (int r = 0; r < s.rounds; ++r) {
+    const int64_t t0 = s.t_first + static_cast<int64_t>(r) * kRoundElems;
+    float xp[8] = {}, xc[8], xn[8] = {}, gp[8] = {}, gc[8], gn[8] = {};
+    load_chunk<T>(xc, x, t0, p.L, vec);
+    load_chunk<T>(gc, dy, t0, p.L, vec);
+    if constexpr (kLo < 0) {
+      previous_chunk<T, 8 + kLo>(xp, xc, x, t0, p.L, vec, s.lane);
+      next_chunk<T, -kLo>(gn, gc, dy, t0, p.L, vec, s.lane);
+    }
+    if constexpr (kHi > 0) {
+      next_chunk<T, kHi>(xn, xc, x, t0, p.L, vec, s.lane);
+      previous_chunk<T, 8 - kHi>(gp, gc, dy, t0, p.L, vec, s.lane);
+    }
+    float out[8];
 #pragma unroll
-  for (int v = 0; v < kPerThreadCF; ++v) {
+    for (int v = 0; v < 8; ++v) {
+      float acc = 0.f;
 #pragma unroll
-    for (int j = 0; j < kMaxWidth; ++j) acc[j] += g[v] * win[v + j];
-    acc[kMaxWidth] += g[v];
+      for (int o = kLo; o <= kHi; ++o) {
+        acc += W[o + 7] * window(gp, gc, gn, v - o);
+        dW[o + 7] += gc[v] * window(xp, xc, xn, v + o);
+      }
+      dbias += gc[v];
+      out[v] = acc;
+    }
+    if (t0 < p.L) store_row<T, 8>(dx, out, static_cast<int>(t0), p.L, vec);
   }
-  // block reduction: warp shuffles, then one value per warp through shared memory
 #pragma unroll
-  for (int j = 0; j <= kMaxWidth; ++j)
+  for (int o = kLo; o <= kHi; ++o)
 #pragma unroll
-    for (int o = 16; o > 0; o >>= 1) acc[j] += __shfl_xor_sync(0xffffffffu, acc[j], o);
-  const int warp = threadIdx.x >> 5;
-  if ((threadIdx.x & 31) == 0)
+    for (int m = 16; m > 0; m >>= 1) dW[o + 7] += __shfl_xor_sync(0xffffffffu, dW[o + 7], m);
 #pragma unroll
-    for (int j = 0; j <= kMaxWidth; ++j) red[warp][j] = acc[j];
-  __syncthreads();
-  if (threadIdx.x <= p.K) {
-    const int j = threadIdx.x == p.K ? kMaxWidth : threadIdx.x;  // last column: bias
-    float s = 0.f;
+  for (int m = 16; m > 0; m >>= 1) dbias += __shfl_xor_sync(0xffffffffu, dbias, m);
+  if (s.lane == 0) {
+    float* out = p.dw_partial + ((static_cast<int64_t>(s.b) * strips + s.strip) * p.H + s.h) * (p.K + 1);
 #pragma unroll
-    for (int w = 0; w < kThreadsCF / 32; ++w) s += red[w][j];
-    p.dw_partial[((static_cast<int64_t>(b) * chunks + chunk) * p.H + h) * (p.K + 1) + threadIdx.x] = s;
+    for (int o = kLo; o <= kHi; ++o) {
+      const int j = o + p.pad_left;
+      if (j >= 0 && j < p.K) out[j] = dW[o + 7];
+    }
+    out[p.K] = dbias;
   }
 }
 
@@ -283,7 +333,6 @@ __global__ void __launch_bounds__(kThreadsCL) weight_grad_cl(const __grid_consta
   }
 }
 
-int cf_chunks(const Params& p) { return (p.L + kTile - 1) / kTile; }
 int grad_runs(const Params& p) { return (p.L + kStepsGrad - 1) / kStepsGrad; }
 
 // Vector width of the channels-last kernels: 16 bytes when every row start is aligned.
@@ -314,43 +363,70 @@ cudaError_t launch_forward_cl(const Params& p, cudaStream_t stream) {
   return cudaGetLastError();
 }
 
+// Calls launch(range) with a compile-time offset range [range.lo, range.hi] covering the taps'
+// offsets [-pad_left, K - 1 - pad_left]: causal, anti-causal (its input gradient), "same"
+// (pad_left <= 3, K - 1 - pad_left <= 4), one tap, any other.
+template <int kLo, int kHi> struct Offsets { static constexpr int lo = kLo, hi = kHi; };
+
+template <typename F>
+cudaError_t by_window(const Params& p, F&& launch) {
+  const int lo = -p.pad_left, hi = p.K - 1 - p.pad_left;
+  if (lo == 0 && hi == 0) launch(Offsets<0, 0>{});
+  else if (hi == 0) launch(Offsets<-7, 0>{});
+  else if (lo == 0) launch(Offsets<0, 7>{});
+  else if (lo >= -3 && hi <= 4) launch(Offsets<-3, 4>{});
+  else launch(Offsets<-7, 7>{});
+  return cudaGetLastError();
+}
+
+template <typename T>
+cudaError_t launch_forward_cf(const Params& p, cudaStream_t stream) {
+  const int64_t rounds = cf_rounds(p.L), strips = cf_strips(p.L);
+  unsigned blocks;  // one warp per strip
+  if (!grid_for(static_cast<int64_t>(p.B) * p.H * strips, kWarpsCF, blocks)) return cudaErrorInvalidValue;
+  return by_window(p, [&](auto range) {
+    forward_cf<T, decltype(range)::lo, decltype(range)::hi><<<blocks, kThreadsCF, 0, stream>>>(p, rounds, strips);
+  });
+}
+
+template <typename T>
+cudaError_t launch_backward_cf(const Params& p, cudaStream_t stream) {
+  const int64_t rounds = cf_rounds(p.L), strips = cf_strips(p.L);
+  unsigned blocks;
+  if (!grid_for(static_cast<int64_t>(p.B) * p.H * strips, kWarpsCF, blocks)) return cudaErrorInvalidValue;
+  return by_window(p, [&](auto range) {
+    backward_cf<T, decltype(range)::lo, decltype(range)::hi><<<blocks, kThreadsCF, 0, stream>>>(p, rounds, strips);
+  });
+}
+
 template <typename T>
 cudaError_t launch_forward_t(const Params& p, cudaStream_t stream) {
-  if (!p.channels_last) {
-    unsigned blocks;
-    if (!grid_for(static_cast<int64_t>(p.B) * p.H * ((p.L + 7) / 8), kThreadsRow, blocks)) return cudaErrorInvalidValue;
-    if (p.pad_left == p.K - 1) {
-      forward_cf<T, 1, 9><<<blocks, kThreadsRow, 0, stream>>>(p);  // causal
-    } else if (p.pad_left == 0) {
-      forward_cf<T, 8, 16><<<blocks, kThreadsRow, 0, stream>>>(p);  // anti-causal (its input gradient)
-    } else if (p.pad_left <= 3 && p.K - p.pad_left <= 5) {
-      forward_cf<T, 5, 13><<<blocks, kThreadsRow, 0, stream>>>(p);  // "same" and its input gradient
-    } else {
-      forward_cf<T, 1, 16><<<blocks, kThreadsRow, 0, stream>>>(p);
-    }
-    return cudaGetLastError();
-  }
+  if (!p.channels_last) return launch_forward_cf<T>(p, stream);
   constexpr int V = 16 / sizeof(T);
   return cl_vectorized<T>(p) ? launch_forward_cl<T, V>(p, stream) : launch_forward_cl<T, 1>(p, stream);
 }
 
+// Channels-last: the input gradient is the forward kernel on dy (flipped taps, mirrored
+// padding), then the weight-gradient runs. Channels-first: one kernel for both.
 template <typename T>
-cudaError_t launch_weight_grad_t(const Params& p, cudaStream_t stream) {
+cudaError_t launch_backward_t(const Params& p, cudaStream_t stream) {
+  if (!p.channels_last) return launch_backward_cf<T>(p, stream);
+  Params q = p;
+  q.x = p.dy;
+  q.bias = nullptr;
+  q.pad_left = p.K - 1 - p.pad_left;
+  q.reverse_taps = true;
+  constexpr int V = 16 / sizeof(T);
+  const bool vec = cl_vectorized<T>(p);
+  cudaError_t err = vec ? launch_forward_cl<T, V>(q, stream) : launch_forward_cl<T, 1>(q, stream);
+  if (err != cudaSuccess) return err;
   unsigned blocks;
-  if (!p.channels_last) {
-    if (!grid_for(static_cast<int64_t>(p.B) * p.H * cf_chunks(p) * kThreadsCF, kThreadsCF, blocks))
-      return cudaErrorInvalidValue;
-    weight_grad_cf<T><<<blocks, kThreadsCF, 0, stream>>>(p);
+  const int64_t groups = vec ? p.H / V : p.H;
+  if (!grid_for(static_cast<int64_t>(p.B) * grad_runs(p) * groups, kThreadsCL, blocks)) return cudaErrorInvalidValue;
+  if (vec) {
+    weight_grad_cl<T, V><<<blocks, kThreadsCL, 0, stream>>>(p);
   } else {
-    constexpr int V = 16 / sizeof(T);
-    const bool vec = cl_vectorized<T>(p);
-    const int64_t groups = vec ? p.H / V : p.H;
-    if (!grid_for(static_cast<int64_t>(p.B) * grad_runs(p) * groups, kThreadsCL, blocks)) return cudaErrorInvalidValue;
-    if (vec) {
-      weight_grad_cl<T, V><<<blocks, kThreadsCL, 0, stream>>>(p);
-    } else {
-      weight_grad_cl<T, 1><<<blocks, kThreadsCL, 0, stream>>>(p);
-    }
+    weight_grad_cl<T, 1><<<blocks, kThreadsCL, 0, stream>>>(p);
   }
   return cudaGetLastError();
 }
@@ -367,11 +443,13 @@ cudaError_t launch_forward(const Params& p, DType dtype, cudaStream_t stream) {
   return by_dtype(dtype, [&](auto tag) { return launch_forward_t<decltype(tag)>(p, stream); });
 }
 
-int weight_grad_partials(const Params& p) { return p.B * (p.channels_last ? grad_runs(p) : cf_chunks(p)); }
+int64_t weight_grad_partials(const Params& p) {
+  return static_cast<int64_t>(p.B) * (p.channels_last ? grad_runs(p) : cf_strips(p.L));
+}
 
-cudaError_t launch_weight_grad(const Params& p, DType dtype, cudaStream_t stream) {
+cudaError_t launch_backward(const Params& p, DType dtype, cudaStream_t stream) {
   if (p.K < 1 || p.K > kMaxWidth) return cudaErrorInvalidValue;
-  return by_dtype(dtype, [&](auto tag) { return launch_weight_grad_t<decltype(tag)>(p, stream); });
+  return by_dtype(dtype, [&](auto tag) { return launch_backward_t<decltype(tag)>(p, stream); });
 }
 
 }  // namespace longconv::shortconv

@@ -60,18 +60,23 @@ at::Tensor shortconv_fwd(const at::Tensor& x, const at::Tensor& w, const c10::op
   return y;
 }
 
-at::Tensor shortconv_wgrad(const at::Tensor& x, const at::Tensor& dy, int64_t K, int64_t pad_left,
-                              bool channels_last) {
-  auto p = short_params(x, K, pad_left, channels_last);
+std::tuple<at::Tensor, at::Tensor> shortconv_bwd(const at::Tensor& x, const at::Tensor& dy, const at::Tensor& w,
+                                                int64_t pad_left, bool channels_last) {
+  CHECK_CUDA_TENSOR(w, "weight");
+  CHECK_ARG(w.dim() == 2 && w.scalar_type() == at::kFloat, "weight must be (H, K) float32");
+  auto p = short_params(x, w.size(1), pad_left, channels_last);
+  CHECK_ARG(w.size(0) == p.H && w.device() == x.device(), "weight must be (H, K) on x's device");
   check_like(dy, x, "dy");
   const c10::cuda::CUDAGuard guard(x.device());
-  auto partial = at::empty({weight_grad_partials(p), p.H, K + 1},
-                              x.options().dtype(at::kFloat));
+  auto dx = at::empty_like(x);
+  auto partial = at::empty({weight_grad_partials(p), p.H, p.K + 1}, x.options().dtype(at::kFloat));
+  p.w = w.data_ptr<float>();
   p.dy = dy.data_ptr();
+  p.y = dx.data_ptr();
   p.dw_partial = partial.data_ptr<float>();
-  const cudaError_t err = launch_weight_grad(p, short_dtype(x), c10::cuda::getCurrentCUDAStream());
-  CHECK_LAUNCH(err, "short conv weight-grad");
-  return partial;
+  const cudaError_t err = launch_backward(p, short_dtype(x), c10::cuda::getCurrentCUDAStream());
+  CHECK_LAUNCH(err, "short conv backward");
+  return {dx, partial};
 }
 
 }  // namespace longconv::shortconv

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <optional>
+#include <tuple>
 
 #include <ATen/ATen.h>
 
@@ -11,8 +12,9 @@ namespace longconv::shortconv {
 // reverse_taps: the correlation (the input gradient).
 at::Tensor shortconv_fwd(const at::Tensor& x, const at::Tensor& w, const std::optional<at::Tensor>& bias,
                          int64_t pad_left, bool channels_last, bool reverse_taps);
-// (partials, H, K + 1) float32 partial sums of the weight (and, last column, bias) gradient.
-at::Tensor shortconv_wgrad(const at::Tensor& x, const at::Tensor& dy, int64_t K, int64_t pad_left,
-                           bool channels_last);
+// (dx, partials): the input gradient and (partials, H, K + 1) float32 partial sums of the
+// weight (and, last column, bias) gradient, from the forward's x and w and the output gradient dy.
+std::tuple<at::Tensor, at::Tensor> shortconv_bwd(const at::Tensor& x, const at::Tensor& dy, const at::Tensor& w,
+                                                int64_t pad_left, bool channels_last);
 
 }  // namespace longconv::shortconv

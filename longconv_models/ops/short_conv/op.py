@@ -144,8 +144,8 @@ def _short_conv_bwd_cuda(dy, x, weight, bias, pad_left, channels_last):
 def _short_conv_grads(mod, dy, x, weight, bias, pad_left, channels_last):
     """(dx, dw, db or None) from the kernels; dw and db are views of one (H, K + 1) tensor."""
     K = weight.shape[-1]
-    dx = mod.shortconv_fwd(dy, weight.float().contiguous(), None, K - 1 - pad_left, channels_last, True)
-    sums = mod.shortconv_wgrad(x, dy, K, pad_left, channels_last).sum(0).to(weight.dtype)  # (H, K + 1)
+    dx, partials = mod.shortconv_bwd(x, dy, weight.float().contiguous(), pad_left, channels_last)
+    sums = partials.sum(0).to(weight.dtype)  # (H, K + 1)
     return dx, sums[:, :K], None if bias is None else sums[:, K]
 
 
