@@ -7,13 +7,15 @@ Per (prefix length, batch): the prefill of the prompt (fused path), then ``--ste
 steps with the :class:`HyenaCache` (mean and median ms per step, wall clock with a device sync per
 step, what ``generate`` pays; on a GPU with the CUDA graph of the step and without), the cost of one full-recompute step (a forward over prefix + 1 tokens,
 what ``generate(use_cache=False)`` pays per token), and the cache's memory. GPU runs use bf16
-weights. Also the end-to-end ``generate`` of ``--new`` tokens on the CPU row set (the quickstart's
-case). JSON with ``--out``.
+weights. Also ``generate`` of ``--new`` tokens end to end, cached and recomputing, with the time
+spent outside the model's forward (generate's own loop): on the CPU after the quickstart's prompt,
+on the GPU after ``--generate-prefix`` tokens. JSON with ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import time
@@ -67,6 +69,34 @@ def decode_ms(model, cache, token, device, steps):
     return statistics.median(times) * 1e3, statistics.fmean(times) * 1e3
 
 
+def generate_ms(model, ids, new, use_cache, device) -> tuple[float, float]:
+    """(ms per new token of ``generate``, of which outside the model's forward): what generate's
+    own loop (logits processing, stopping criteria, cache bookkeeping) adds per token."""
+    inside = [0.0]
+    forward = model.forward
+
+    @functools.wraps(forward)  # (generate reads the forward's signature)
+    def timed_forward(*args, **kwargs):
+        sync(device)
+        t = time.perf_counter()
+        out = forward(*args, **kwargs)
+        sync(device)
+        inside[0] += time.perf_counter() - t
+        return out
+
+    def run(n):
+        return model.generate(ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, use_cache=use_cache)
+
+    model.forward = timed_forward
+    try:
+        run(4)  # warm-up (the decoding graph is recorded per cache)
+        inside[0] = 0.0
+        total = timed(lambda: run(new), device, reps=1)
+    finally:
+        del model.forward  # (the class's forward again)
+    return total * 1e3 / new, (total - inside[0]) * 1e3 / new
+
+
 def pipelined_ms(step, n=128) -> float:
     torch.cuda.synchronize()
     t = time.perf_counter()
@@ -112,6 +142,7 @@ def main():
     ap.add_argument("--batches", default=None)
     ap.add_argument("--steps", type=int, default=None, help="decoding steps per row (default 130 GPU, 20 CPU)")
     ap.add_argument("--new", type=int, default=200)
+    ap.add_argument("--generate-prefix", type=int, default=16384, help="GPU: prompt length of the generate rows")
     ap.add_argument("--out")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -142,17 +173,22 @@ def main():
                   f"{r.get('recompute_ms_per_token', 0):>12.2f} {r.get('speedup', 0):>8.1f} {r['cache_mib']:>9.1f}",
                   flush=True)
     result = {"device": torch.cuda.get_device_name() if gpu else "cpu", "rows": rows}
-    if not gpu:  # the quickstart's generation, end to end
+    # generate end to end, cached and recomputing: on the CPU the quickstart's prompt, on the GPU
+    # a --generate-prefix-token prompt (batch 1)
+    if gpu:
+        ids = torch.randint(7, vocab, (1, args.generate_prefix), device="cuda")
+    else:
         from transformers import AutoTokenizer
 
         tok = AutoTokenizer.from_pretrained(lcm.checkpoints.path("hyena-char-pydocs"))
         ids = tok("Return the ", return_tensors="pt", add_special_tokens=False).input_ids
-        for use_cache in (True, False):
-            s = timed(lambda: model.generate(ids, max_new_tokens=args.new, min_new_tokens=args.new, do_sample=False,
-                                             use_cache=use_cache), "cpu", reps=1)
-            result[f"generate_{args.new}_{'cached' if use_cache else 'recompute'}_s"] = round(s, 3)
-            print(f"generate {args.new} tokens, {'cached' if use_cache else 'recompute'}: {s:.2f} s "
-                  f"({args.new / s:.0f} tokens/s)")
+    for use_cache in (True, False):
+        per_token, outside = generate_ms(model, ids, args.new, use_cache, args.device)
+        tag = f"generate_{args.new}_{'cached' if use_cache else 'recompute'}"
+        result.update({f"{tag}_s": round(per_token * args.new / 1e3, 3), f"{tag}_ms_per_token": round(per_token, 3),
+                       f"{tag}_outside_model_ms_per_token": round(outside, 3)})
+        print(f"generate {args.new} tokens after {ids.shape[1]}, {'cached' if use_cache else 'recompute'}: "
+              f"{per_token * args.new / 1e3:.2f} s ({per_token:.3f} ms/token, {outside:.3f} of it outside the model)")
     if args.out:
         with open(args.out, "w") as f:
             json.dump(result, f, indent=1)
