@@ -132,7 +132,10 @@ def dft_frags(inverse=False):
 
 # --- the kernel stages ---------------------------------------------------------------------------
 class Kernel:
-    def __init__(self, N, rnd=lambda x: x):
+    """``rnd``: the rounding of what the kernel stores in 16 bits (intermediates, operands);
+    ``const_rnd``: that of the 16-bit DFT fragments (the kernel keeps them in its element type)."""
+
+    def __init__(self, N, rnd=lambda x: x, const_rnd=lambda x: x):
         from longconv_models.ops.fftconv.fused import LANE_SLOT, fft_plan, twiddle_tables
         import torch
 
@@ -140,7 +143,7 @@ class Kernel:
         self.R0, self.R1 = fft_plan(N)
         self.S0 = N // self.R0
         self.rnd = rnd
-        self.fr, self.fi, self.nfi = dft_frags()
+        self.fr, self.fi, self.nfi = (const_rnd(f) for f in dft_frags())
         idx_r, idx_c = c_coords()
         self.tw_core = np.stack(
             [np.exp(-2j * np.pi * idx_r * (8 * nt + idx_c) / 256) for nt in range(2)], 1)  # [32, 2, 4]
@@ -178,7 +181,9 @@ class Kernel:
             planes[0][swizzle(pos)] = self.rnd(val.real)
             planes[1][swizzle(pos)] = self.rnd(val.imag)
 
-    def core(self, planes, tile, k_slots, mode="fwd"):
+    def core_forward(self, planes, tile):
+        """The core's first half: the tile's spectrum in its slot layout, [32 lanes, 8 slots] (fp32
+        accumulators: what the kernel multiplies by the filter slots)."""
         rnd = self.rnd
         base = tile * 256
         d1 = self.strided_pass(planes, base, 16, self.a_fwd)
@@ -192,8 +197,12 @@ class Kernel:
             for ks in range(2):
                 z[nt] = mma(a2[ks], sym_b(b_of(ks, nt >> 1), nt & 1), z[nt])
         # filter slots: slot s = 4*bh + r  <->  (re z[bh].r, im z[2+bh].r)
-        zc = np.concatenate([z[0] + 1j * z[2], z[1] + 1j * z[3]], 1)  # [32, 8]
-        zc = zc * k_slots[tile * 256 + self.lane_slot]
+        return np.concatenate([z[0] + 1j * z[2], z[1] + 1j * z[3]], 1)  # [32, 8]
+
+    def core(self, planes, tile, k_slots):
+        rnd = self.rnd
+        base = tile * 256
+        zc = self.core_forward(planes, tile) * k_slots[tile * 256 + self.lane_slot]
         z = [zc[:, :4].real, zc[:, 4:].real, zc[:, :4].imag, zc[:, 4:].imag]
         # S3: B operand = transposed accumulators; A = inverse DFT
         bz = [[acc_to_b(z[2 * p], z[2 * p + 1], ah, rnd) for ah in range(2)] for p in range(2)]
@@ -240,6 +249,22 @@ class Kernel:
                 else:
                     d = self.strided_pass(planes, base, 256, self.a_inv)
                     self.store_acc(planes, d, base, 256)
+
+    def spectrum(self, x0, x1):
+        """The forward transform of x0 + i x1 in slot order (as the kernel multiplies it by the
+        filter slots; unitary scaling)."""
+        N = self.N
+        planes = [np.zeros(N), np.zeros(N)]
+        planes[0][swizzle(np.arange(len(x0)))] = self.rnd(x0)
+        planes[1][swizzle(np.arange(len(x1)))] = self.rnd(x1)
+        if self.R0 > 1:
+            self.stage0(planes, inverse=False)
+        if self.R1 > 1:
+            self.stage1(planes, inverse=False)
+        out = np.zeros(N, np.complex128)
+        for tile in range(N // 256):
+            out[tile * 256 + self.lane_slot] = self.core_forward(planes, tile)
+        return out
 
     def conv(self, x0, x1, k_slots):
         """Causal conv of two real rows sharing a filter: returns (y0, y1)."""

@@ -36,6 +36,16 @@ def test_model_computes_the_convolution(N):
         assert np.linalg.norm(y - ref) / np.linalg.norm(ref) < 1e-6  # fp32 filter spectrum
 
 
+@pytest.mark.parametrize("N", [256, 1024, 4096])
+def test_model_spectrum_is_the_slots(N):
+    """The model's forward half (what the taps route computes for a filter) gives the slots of
+    kernel_spectrum, up to their sqrt(N) normalisation."""
+    k = np.random.default_rng(N).standard_normal(N // 2)
+    slots = torch.view_as_complex(kernel_spectrum(torch.fft.rfft(torch.tensor(k), n=N)[None], N)[0]).numpy()
+    spectrum = Kernel(N).spectrum(k, np.zeros(N // 2)) * np.sqrt(N)
+    assert np.linalg.norm(spectrum - slots) / np.linalg.norm(slots) < 1e-6
+
+
 def test_model_precision_bf16_fp16():
     """With the kernel's 16-bit rounding of stored intermediates the error stays well inside the
     targets (bf16 <= 1e-2, fp16 <= 3e-3)."""
