@@ -35,5 +35,5 @@ setup(
         "tqdm",
         "numpy",
     ],
-    extras_require={"dev": ["pytest>=7", "accelerate", "matplotlib", "parameterized", "omegaconf"]},
+    extras_require={"dev": ["pytest>=7", "accelerate", "matplotlib", "parameterized", "omegaconf", "peft"]},
 )

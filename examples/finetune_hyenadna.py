@@ -10,7 +10,10 @@ fast tokenizer in batched ``map``); ``--streaming`` reads files larger than memo
 consumed (then pass ``--labels`` and ``--max-steps``). Labels may be strings or integers;
 lower-case (soft-masked) bases are upper-cased by the tokenizer. ``--model`` is a path, a hub id already in the local cache, or the name of
 an embedded checkpoint; a causal-LM checkpoint gets a new classification head. Checkpoints are
-saved as safetensors; ``--resume`` continues from the last one in ``--output-dir``.
+saved as safetensors; ``--resume`` continues from the last one in ``--output-dir``. ``--lora R``
+trains LoRA adapters of rank R on the projections and MLPs (and the whole classification head)
+instead of every weight (needs ``peft``); the output directory then holds the adapter
+(``adapter/``) and the model with the adapters merged (loads like any other).
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--streaming", action="store_true", help="read the data as it is consumed (needs --labels, --max-steps)")
     ap.add_argument("--labels", default=None, help="comma-separated label names (default: those in --train)")
+    ap.add_argument("--lora", type=int, default=0, metavar="R", help="train rank-R LoRA adapters (peft) instead of every weight")
     args = ap.parse_args(argv)
     if args.streaming and (args.labels is None or args.max_steps <= 0):
         ap.error("--streaming needs --labels and --max-steps (a stream's labels and length are not known in advance)")
@@ -77,6 +81,13 @@ def main(argv=None):
             model_path, num_labels=len(names), id2label=dict(enumerate(names)), label2id=label_ids
         )
         tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if args.lora:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(r=args.lora, lora_alpha=2 * args.lora, task_type="SEQ_CLS", modules_to_save=["score"],
+                          target_modules=["in_proj", "out_proj", "fc1", "fc2"])
+        model = get_peft_model(model, lora)
+        model.print_trainable_parameters()
     max_length = args.max_length or model.config.max_seq_len - 2
     train = tokenize(train_table, tokenizer, "sequence", max_length, names)
     evaluation = None
@@ -121,7 +132,12 @@ def main(argv=None):
         metrics = trainer.evaluate()
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
-    trainer.save_model(args.output_dir)
+    if args.lora:  # the adapter, and the model with it merged in (a plain checkpoint)
+        trainer.save_model(os.path.join(args.output_dir, "adapter"))
+        if trainer.is_world_process_zero():
+            model.merge_and_unload().save_pretrained(args.output_dir)
+    else:
+        trainer.save_model(args.output_dir)
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(args.output_dir)
 

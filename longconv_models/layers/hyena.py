@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops import fftconv
@@ -163,8 +162,8 @@ class HyenaOperator(nn.Module):
     def step(self, x: Tensor, state: HyenaState) -> Tensor:
         """One token x (B, d) after the prefix in ``state`` -> (B, d), O(d^2 + d block) on fixed
         buffers; the state's host side (:meth:`HyenaState.advance`) follows."""
-        p = F.linear(x, self.in_proj.weight, self.in_proj.bias)  # (B, 3d)
+        p = self.in_proj(x)  # (B, 3d)
         conv = state.conv
         y = hyena_decode_step(p, state.pre, state.short_weight, state.short_bias, conv.window, conv.window_acc,
                               conv.toeplitz, conv.position, fused=state.fused_step)
-        return F.linear(self.dropout(y), self.out_proj.weight, self.out_proj.bias)
+        return self.out_proj(self.dropout(y))

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from ..ops.sparse import frequency_sparse, kept_bins
+from .projections import is_plain
 
 
 class PositionalEmbedding(nn.Module):
@@ -102,7 +103,11 @@ class ImplicitFilterMLP(nn.Module):
         for i in range(self.num_inner):
             h = act(getattr(self, str(2 + 2 * i))(h))
         last = getattr(self, str(2 + 2 * self.num_inner))
-        return torch.mm(last.weight, h[0].transpose(0, 1)) if channels_first else last(h)
+        if not channels_first:
+            return last(h)
+        if not is_plain(last, nn.Linear):  # an adapter (LoRA) on the last layer: called, not read
+            return last(h)[0].transpose(0, 1).contiguous()
+        return torch.mm(last.weight, h[0].transpose(0, 1))
 
 
 class HyenaFilter(nn.Module):

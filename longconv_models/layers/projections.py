@@ -10,6 +10,10 @@ autograd functions whose backward GEMMs write every gradient in its tensor's own
 
 Under ``torch.autocast`` they compute like ``nn.Linear``: inputs, weights and bias in the autocast
 dtype, the output in that dtype.
+
+Only a plain ``nn.Linear`` / ``nn.Conv1d`` is read through its ``weight`` and ``bias``. Anything
+else in its place (an adapter such as peft's LoRA layers, whose ``weight`` is the frozen base
+weight; a quantized linear) is called as a module, so that what it adds is not silently skipped.
 """
 
 from __future__ import annotations
@@ -90,9 +94,17 @@ class _LinearFromChannelsFirst(torch.autograd.Function):
         return dy, dw, db
 
 
+def is_plain(module: nn.Module, cls: type) -> bool:
+    """Whether ``module`` computes exactly ``cls``'s function of its weight and bias (so that
+    reading those is the same as calling it)."""
+    return type(module) is cls
+
+
 def project_channels_first(x: Tensor, linear: nn.Linear, groups: int = 1) -> tuple[Tensor, ...]:
     """``linear(x).transpose(1, 2)`` for x (B, L, d_in), split into ``groups`` channel groups, each
     a contiguous (B, d_out / groups, L) tensor."""
+    if not is_plain(linear, nn.Linear):
+        return tuple(g.transpose(1, 2).contiguous() for g in linear(x).chunk(groups, dim=-1))
     dtype = _compute_dtype(x, linear.weight)
     x, weight, bias = _cast(dtype, x, linear.weight, linear.bias)
     with torch.autocast(x.device.type, enabled=False):
@@ -101,6 +113,8 @@ def project_channels_first(x: Tensor, linear: nn.Linear, groups: int = 1) -> tup
 
 def linear_from_channels_first(y: Tensor, linear: nn.Linear) -> Tensor:
     """``linear(y.transpose(1, 2))`` for y (B, d, L): a (B, L, d_out) tensor, y read in place."""
+    if not is_plain(linear, nn.Linear):
+        return linear(y.transpose(1, 2))
     dtype = _compute_dtype(y, linear.weight)
     y, weight, bias = _cast(dtype, y, linear.weight, linear.bias)
     with torch.autocast(y.device.type, enabled=False):
@@ -121,7 +135,10 @@ def masked_projected_groups(x: Tensor, linear: nn.Linear, short_filter: nn.Conv1
     if mask is not None:
         keep = mask[:, None, :].to(pre[0].dtype)
         pre = [p * keep for p in pre]
-    d = linear.out_features // groups
+    if not is_plain(short_filter, nn.Conv1d):  # (padding K - 1: the causal conv is its first L outputs)
+        L = pre[0].shape[-1]
+        return list(short_filter(torch.cat(pre, dim=1))[..., :L].chunk(groups, dim=1)), pre
+    d = pre[0].shape[1]
     w, b = short_filter.weight, short_filter.bias
     out = [short_conv(p, w[g * d:(g + 1) * d], None if b is None else b[g * d:(g + 1) * d], padding="causal")
            for g, p in enumerate(pre)]

@@ -56,6 +56,25 @@ def test_finetune_hyenadna_and_resume(dna_data, tmp_path):
     assert "train_loss" in out and (tmp_path / "out" / "checkpoint-6").is_dir()
 
 
+def test_finetune_hyenadna_lora(dna_data, tmp_path):
+    pytest.importorskip("peft")
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    import longconv_models  # noqa: F401  (registers the Auto classes)
+
+    base = AutoModelForSequenceClassification.from_pretrained(
+        str(ROOT / "longconv_models" / "checkpoints" / "hyenadna-tiny-synthetic"), num_labels=2)
+    out = run(sys.executable, str(EXAMPLES / "finetune_hyenadna.py"), "--train", str(dna_data / "train.csv"),
+              "--lora", "4", "--max-steps", "3", "--batch-size", "8", "--lr", "1e-2", "--output-dir", str(tmp_path / "out"))
+    assert "trainable params" in out and (tmp_path / "out" / "adapter" / "adapter_model.safetensors").is_file()
+    merged = AutoModelForSequenceClassification.from_pretrained(str(tmp_path / "out"))
+    changed = {n for n, p in merged.named_parameters() if not torch.equal(p, base.state_dict().get(n, p))}
+    # the adapted projections and the head moved; the filters, norms and embeddings did not
+    assert any(".mixer.in_proj." in n for n in changed) and any("score" in n for n in changed)
+    assert not any("filter_fn" in n or "norm" in n or "embeddings" in n for n in changed)
+
+
 def test_finetune_hyenadna_streaming_fasta(dna_data, tmp_path):
     out = run(sys.executable, str(EXAMPLES / "finetune_hyenadna.py"), "--train", str(dna_data / "train.fa"),
               "--streaming", "--labels", "background,promoter", "--max-steps", "3", "--batch-size", "8",

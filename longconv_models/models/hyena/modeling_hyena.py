@@ -24,6 +24,7 @@ from transformers.utils import logging
 from transformers.utils.generic import can_return_tuple
 
 from ...layers import HyenaOperator
+from ...layers.projections import is_plain
 from ...ops.add_layer_norm import add_layer_norm
 from .._common import FrequencySparseMixin, check_input_ids, sequence_classification_loss, upcast_logits
 from ...layers.hyena_filter import init_filter_module
@@ -297,7 +298,12 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
         sparse = any(getattr(m, "frequency_keep", 1.0) < 1.0 for m in self.modules())
         if sparse:
             logger.warning_once("frequency-sparse filters: generate re-runs the prefix at every step (no cache)")
-        return not sparse and not self.training
+        # the decoding state keeps the short filter's weights: an adapter in its place is not a plain conv
+        wrapped = any(not is_plain(layer.mixer.short_filter, nn.Conv1d) for layer in self.hyena.backbone.layers)
+        if wrapped:
+            logger.warning_once("the short convolutions are wrapped (an adapter): generate re-runs the prefix at "
+                                "every step (no cache)")
+        return not sparse and not wrapped and not self.training
 
     def _graph_step_applies(self, input_ids, inputs_embeds, cache, output_hidden_states) -> bool:
         """One-token decoding steps on a GPU replay a CUDA graph (``decoding_graph.py``): plain
