@@ -250,9 +250,8 @@ class Kernel:
                     d = self.strided_pass(planes, base, 256, self.a_inv)
                     self.store_acc(planes, d, base, 256)
 
-    def spectrum(self, x0, x1):
-        """The forward transform of x0 + i x1 in slot order (as the kernel multiplies it by the
-        filter slots; unitary scaling)."""
+    def load_forward(self, x0, x1):
+        """The pair x0 + i x1 in shared memory, through the stages before the core (forward)."""
         N = self.N
         planes = [np.zeros(N), np.zeros(N)]
         planes[0][swizzle(np.arange(len(x0)))] = self.rnd(x0)
@@ -261,22 +260,21 @@ class Kernel:
             self.stage0(planes, inverse=False)
         if self.R1 > 1:
             self.stage1(planes, inverse=False)
-        out = np.zeros(N, np.complex128)
-        for tile in range(N // 256):
+        return planes
+
+    def spectrum(self, x0, x1):
+        """The forward transform of x0 + i x1 in slot order (as the kernel multiplies it by the
+        filter slots; unitary scaling)."""
+        planes = self.load_forward(x0, x1)
+        out = np.zeros(self.N, np.complex128)
+        for tile in range(self.N // 256):
             out[tile * 256 + self.lane_slot] = self.core_forward(planes, tile)
         return out
 
     def conv(self, x0, x1, k_slots):
         """Causal conv of two real rows sharing a filter: returns (y0, y1)."""
-        N = self.N
-        planes = [np.zeros(N), np.zeros(N)]
-        planes[0][swizzle(np.arange(len(x0)))] = self.rnd(x0)
-        planes[1][swizzle(np.arange(len(x1)))] = self.rnd(x1)
-        if self.R0 > 1:
-            self.stage0(planes, inverse=False)
-        if self.R1 > 1:
-            self.stage1(planes, inverse=False)
-        for tile in range(N // 256):
+        planes = self.load_forward(x0, x1)
+        for tile in range(self.N // 256):
             self.core(planes, tile, k_slots)
         if self.R1 > 1:
             self.stage1(planes, inverse=True)
