@@ -11,7 +11,7 @@ from transformers.utils import logging
 
 import longconv_models as lcm
 from longconv_models.layers.incremental_conv import IncrementalConv
-from longconv_models.models import HyenaDNAConfig, HyenaDNAForCausalLM, HyenaForCausalLM
+from longconv_models.models import HyenaDNAConfig, HyenaDNAForCausalLM
 from longconv_models.models.hyena import modeling_hyena
 from longconv_models.models.hyena.cache_hyena import HyenaCache
 
@@ -149,6 +149,26 @@ def test_left_padded_batch_equals_each_row_alone():
             assert torch.allclose(torch.stack(batch.logits, 1)[i, :, :V], torch.stack(alone.logits, 1)[0, :, :V],
                                   atol=1e-5)
             assert torch.allclose(scores[i, L - len(r):], model(r[None]).logits[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_generate_from_inputs_embeds_equals_generate_from_ids(use_cache):
+    """A soft prompt (embeddings instead of ids; peft's prompt tuning): the new tokens and their
+    logits are those of the same prompt given as ids, cached or recomputed, in a left-padded batch."""
+    model = dna_model(256)
+    ids = torch.randint(7, 12, (2, 11))
+    ids[1, :4] = 4
+    mask = torch.ones_like(ids)
+    mask[1, :4] = 0
+    kw = dict(attention_mask=mask, max_new_tokens=9, do_sample=False, output_logits=True,
+              return_dict_in_generate=True, use_cache=use_cache)
+    with torch.no_grad():
+        from_ids = model.generate(ids, **kw)
+        from_embeds = model.generate(inputs_embeds=model.get_input_embeddings()(ids), **kw)
+    assert torch.equal(from_embeds.sequences, from_ids.sequences[:, ids.shape[1]:])
+    V = model.config.vocab_size
+    torch.testing.assert_close(torch.stack(from_embeds.logits, 1)[..., :V], torch.stack(from_ids.logits, 1)[..., :V],
+                               atol=1e-5, rtol=1e-5)
 
 
 def test_assisted_decoding_and_beam_search():

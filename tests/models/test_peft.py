@@ -57,3 +57,24 @@ def test_lora_model_generates_with_the_cache():
     cached = model.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=0)
     full = model.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=0, use_cache=False)
     assert torch.equal(cached, full)
+
+
+def test_prompt_tuning_trains_and_generates_with_the_cache():
+    """peft's prompt tuning (virtual tokens as input embeddings before the prompt) finds the
+    embeddings (``model.embeddings.word_embeddings``), trains them, and its cached generation
+    equals the recompute (the cache holds the virtual tokens, the ids do not)."""
+    torch.manual_seed(0)
+    model = HyenaForCausalLM(tiny_hyena()).double()
+    config = peft.PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=5, num_attention_heads=1,
+                                     num_layers=model.config.n_layer, token_dim=model.config.d_model)
+    tuned = peft.get_peft_model(model, config)
+    assert tuned.word_embeddings is model.get_input_embeddings()
+    ids = torch.randint(3, 30, (2, 9))
+    tuned.train()
+    tuned(input_ids=ids, labels=ids).loss.backward()
+    assert tuned.prompt_encoder["default"].embedding.weight.grad.abs().sum() > 0
+    tuned.eval()
+    with torch.no_grad():
+        cached = tuned.generate(input_ids=ids, max_new_tokens=10, do_sample=False, pad_token_id=0)
+        full = tuned.generate(input_ids=ids, max_new_tokens=10, do_sample=False, pad_token_id=0, use_cache=False)
+    assert torch.equal(cached, full)

@@ -147,6 +147,14 @@ class HyenaPreTrainedModel(FrequencySparseMixin, PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["HyenaBlock"]
 
+    @property
+    def embeddings(self) -> nn.Module:
+        """The token embeddings' module, ``embeddings.word_embeddings`` from the model as in BERT-style
+        models (where peft's prompt learning looks for it; the padded vocabulary defeats its guess
+        by shape). An alias, not a registered submodule: no second name in the state dict."""
+        base = self if isinstance(self, HyenaModel) else getattr(self, self.base_model_prefix)
+        return base.backbone.embeddings
+
     @torch.no_grad()
     def _init_weights(self, module):
         std = self.config.initializer_range
@@ -275,13 +283,30 @@ class HyenaForCausalLM(HyenaPreTrainedModel, GenerationMixin):
         if generation_config.use_cache is not False and self._can_decode_incrementally():
             model_kwargs[cache_kwarg()] = HyenaCache(self)
 
-    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, use_cache=True, **kwargs):
+    def prepare_inputs_for_generation(self, input_ids, attention_mask=None, use_cache=True, inputs_embeds=None,
+                                      next_sequence_length=None, **kwargs):
+        """The positions the cache has not seen: the new tokens (``next_sequence_length`` of them
+        when generate says, transformers >= 5.2x; else those past the cache's length). Generating
+        from ``inputs_embeds`` (a soft prompt), ``input_ids`` holds only the tokens generated after
+        them: the embeddings are prefilled (with those tokens embedded when there is no cache)."""
         cache = kwargs.get("cache", kwargs.get("past_key_values"))
         seen = 0 if cache is None else cache.get_seq_length()
+        prompt = 0 if inputs_embeds is None else inputs_embeds.shape[1]
+        if seen and next_sequence_length is not None:
+            new = input_ids[:, input_ids.shape[1] - next_sequence_length:]
+        else:
+            new = input_ids[:, max(seen - prompt, 0):]
         # generating: the logits cover the vocabulary only (the rows that pad the embedding are no
         # tokens; beam search also reads the width as config.vocab_size)
-        inputs = {"input_ids": input_ids[:, seen:], "attention_mask": attention_mask, "cache": cache,
+        inputs = {"input_ids": new, "attention_mask": attention_mask, "cache": cache,
                   "use_cache": cache is not None, "vocabulary_logits": True}
+        if seen:
+            # also under its older name while decoding: peft's prompt learning injects its virtual
+            # tokens where it finds no past_key_values (the prefill, or every step without a cache)
+            inputs["past_key_values"] = cache
+        if inputs_embeds is not None and seen < prompt:  # the prefill, or every step without a cache
+            tokens = self.get_input_embeddings()(new).to(inputs_embeds.dtype)
+            inputs.update(input_ids=None, inputs_embeds=torch.cat([inputs_embeds[:, seen:], tokens], dim=1))
         if "logits_to_keep" in kwargs:  # the prefill needs the last position's logits only
             inputs["logits_to_keep"] = kwargs["logits_to_keep"]
         return inputs
