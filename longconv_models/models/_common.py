@@ -26,11 +26,28 @@ def upcast_logits(logits: torch.Tensor) -> torch.Tensor:
     return logits.float() if logits.dtype in (torch.float16, torch.bfloat16) else logits
 
 
-def sequence_classification_loss(logits, labels, num_labels: int):
-    """Regression (MSE) for one label, cross-entropy otherwise, in fp32."""
-    if num_labels == 1:
-        return F.mse_loss(logits.squeeze(-1).float(), labels.float())
-    return F.cross_entropy(logits.float(), labels)
+def sequence_classification_loss(logits, labels, config):
+    """The loss of transformers' sequence classifiers (fp32 for half-precision logits), by ``config.problem_type``
+    (inferred and recorded when unset, as they do): "regression" (MSE; one label), integer labels
+    "single_label_classification" (cross-entropy), float labels per class
+    "multi_label_classification" (binary cross-entropy with logits)."""
+    if config.problem_type is None:
+        if config.num_labels == 1:
+            config.problem_type = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            config.problem_type = "single_label_classification"
+        else:
+            config.problem_type = "multi_label_classification"
+    logits = upcast_logits(logits)
+    if config.problem_type == "regression":
+        if config.num_labels == 1:
+            return F.mse_loss(logits.view(-1), labels.to(logits.dtype).view(-1))
+        return F.mse_loss(logits, labels.to(logits.dtype))
+    if config.problem_type == "single_label_classification":
+        return F.cross_entropy(logits.view(-1, config.num_labels), labels.view(-1))
+    if config.problem_type == "multi_label_classification":
+        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+    raise ValueError(f"unknown problem_type {config.problem_type!r}")
 
 
 class FrequencySparseMixin:

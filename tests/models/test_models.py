@@ -283,3 +283,25 @@ def test_convert_rejects_wrong_model_type_and_pickles(tmp_path):
         convert(tmp_path / "bad", tmp_path / "out")
     with pytest.raises(CheckpointError, match="does not exist"):
         convert(tmp_path / "nope", tmp_path / "out")
+
+
+@pytest.mark.parametrize("config,cls", [(tiny_hyenadna, HyenaDNAForSequenceClassification),
+                                        (tiny_m2, M2BertForSequenceClassification)], ids=["hyenadna", "m2_bert"])
+@pytest.mark.parametrize("problem", ["regression", "single_label_classification", "multi_label_classification"])
+def test_sequence_classification_loss_follows_the_problem_type(config, cls, problem):
+    """As transformers' classifiers: the problem type is inferred from the labels (and recorded),
+    and multi-label targets get binary cross-entropy, not a softmax."""
+    torch.manual_seed(0)
+    num_labels = 1 if problem == "regression" else 3
+    model = cls(config(num_labels=num_labels)).double()
+    ids = torch.randint(3, 8, (4, 12))
+    labels = {"regression": torch.randn(4, dtype=torch.float64), "single_label_classification": torch.tensor([0, 2, 1, 2]),
+              "multi_label_classification": torch.tensor([[1.0, 0, 1], [0, 0, 0], [1, 1, 1], [0, 1, 0]],
+                                                         dtype=torch.float64)}[problem]
+    out = model(ids, labels=labels)
+    assert model.config.problem_type == problem
+    want = {"regression": lambda z: torch.nn.functional.mse_loss(z.view(-1), labels),
+            "single_label_classification": lambda z: torch.nn.functional.cross_entropy(z, labels),
+            "multi_label_classification": lambda z: torch.nn.functional.binary_cross_entropy_with_logits(z, labels),
+            }[problem](out.logits)
+    torch.testing.assert_close(out.loss, want, rtol=1e-12, atol=1e-12)

@@ -450,5 +450,5 @@ class HyenaForSequenceClassification(HyenaPreTrainedModel):
         else:
             last = torch.full((B,), L - 1, device=logits.device)
         pooled = logits[torch.arange(B, device=logits.device), last]
-        loss = None if labels is None else sequence_classification_loss(pooled, labels, self.num_labels)
+        loss = None if labels is None else sequence_classification_loss(pooled, labels, self.config)
         return SequenceClassifierOutput(loss=loss, logits=pooled, hidden_states=out.hidden_states)

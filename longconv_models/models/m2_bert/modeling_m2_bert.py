@@ -287,7 +287,7 @@ class M2BertForSequenceClassification(M2BertPreTrainedModel):
                 output_hidden_states=None, **kwargs):
         out = self.bert(input_ids, attention_mask, token_type_ids, inputs_embeds, output_hidden_states, return_dict=True)
         logits = self.classifier(self.dropout(out.pooler_output))
-        loss = None if labels is None else sequence_classification_loss(logits, labels, self.num_labels)
+        loss = None if labels is None else sequence_classification_loss(logits, labels, self.config)
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=out.hidden_states)
 
 
