@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from longconv_models.models import HyenaDNAConfig, HyenaDNAForCausalLM
+from bench_generate import build
 
 
 def main():
@@ -21,9 +21,8 @@ def main():
     ap.add_argument("--L", type=int, default=1024)
     ap.add_argument("--top", type=int, default=25)
     args = ap.parse_args()
-    model = HyenaDNAForCausalLM(HyenaDNAConfig(d_model=256, n_layer=4, max_seq_len=32770, emb_dim=5, filter_order=64,
-                                               activation_freq=10, embed_dropout=0.0)).cuda().to(torch.bfloat16).eval()
-    ids = torch.randint(0, 12, (1, args.L), device="cuda")
+    model, vocab = build("cuda")  # (HyenaDNA small-32k shape, bf16)
+    ids = torch.randint(0, vocab, (1, args.L), device="cuda")
     with torch.no_grad():
         for _ in range(5):
             model(ids)

@@ -379,29 +379,24 @@ cudaError_t by_window(const Params& p, F&& launch) {
   return cudaGetLastError();
 }
 
-template <typename T>
-cudaError_t launch_forward_cf(const Params& p, cudaStream_t stream) {
-  const int64_t rounds = cf_rounds(p.L), strips = cf_strips(p.L);
-  unsigned blocks;  // one warp per strip
-  if (!grid_for(static_cast<int64_t>(p.B) * p.H * strips, kWarpsCF, blocks)) return cudaErrorInvalidValue;
-  return by_window(p, [&](auto range) {
-    forward_cf<T, decltype(range)::lo, decltype(range)::hi><<<blocks, kThreadsCF, 0, stream>>>(p, rounds, strips);
-  });
-}
-
-template <typename T>
-cudaError_t launch_backward_cf(const Params& p, cudaStream_t stream) {
+// The channels-first forward or backward kernel: one warp per strip.
+template <typename T, bool kBackward>
+cudaError_t launch_cf(const Params& p, cudaStream_t stream) {
   const int64_t rounds = cf_rounds(p.L), strips = cf_strips(p.L);
   unsigned blocks;
   if (!grid_for(static_cast<int64_t>(p.B) * p.H * strips, kWarpsCF, blocks)) return cudaErrorInvalidValue;
   return by_window(p, [&](auto range) {
-    backward_cf<T, decltype(range)::lo, decltype(range)::hi><<<blocks, kThreadsCF, 0, stream>>>(p, rounds, strips);
+    constexpr int lo = decltype(range)::lo, hi = decltype(range)::hi;
+    if constexpr (kBackward)
+      backward_cf<T, lo, hi><<<blocks, kThreadsCF, 0, stream>>>(p, rounds, strips);
+    else
+      forward_cf<T, lo, hi><<<blocks, kThreadsCF, 0, stream>>>(p, rounds, strips);
   });
 }
 
 template <typename T>
 cudaError_t launch_forward_t(const Params& p, cudaStream_t stream) {
-  if (!p.channels_last) return launch_forward_cf<T>(p, stream);
+  if (!p.channels_last) return launch_cf<T, false>(p, stream);
   constexpr int V = 16 / sizeof(T);
   return cl_vectorized<T>(p) ? launch_forward_cl<T, V>(p, stream) : launch_forward_cl<T, 1>(p, stream);
 }
@@ -410,16 +405,16 @@ cudaError_t launch_forward_t(const Params& p, cudaStream_t stream) {
 // padding), then the weight-gradient runs. Channels-first: one kernel for both.
 template <typename T>
 cudaError_t launch_backward_t(const Params& p, cudaStream_t stream) {
-  if (!p.channels_last) return launch_backward_cf<T>(p, stream);
+  if (!p.channels_last) return launch_cf<T, true>(p, stream);
   Params q = p;
   q.x = p.dy;
   q.bias = nullptr;
   q.pad_left = p.K - 1 - p.pad_left;
   q.reverse_taps = true;
+  const cudaError_t err = launch_forward_t<T>(q, stream);
+  if (err != cudaSuccess) return err;
   constexpr int V = 16 / sizeof(T);
   const bool vec = cl_vectorized<T>(p);
-  cudaError_t err = vec ? launch_forward_cl<T, V>(q, stream) : launch_forward_cl<T, 1>(q, stream);
-  if (err != cudaSuccess) return err;
   unsigned blocks;
   const int64_t groups = vec ? p.H / V : p.H;
   if (!grid_for(static_cast<int64_t>(p.B) * grad_runs(p) * groups, kThreadsCL, blocks)) return cudaErrorInvalidValue;

@@ -152,8 +152,7 @@ class HyenaPreTrainedModel(FrequencySparseMixin, PreTrainedModel):
         """The token embeddings' module, ``embeddings.word_embeddings`` from the model as in BERT-style
         models (where peft's prompt learning looks for it; the padded vocabulary defeats its guess
         by shape). An alias, not a registered submodule: no second name in the state dict."""
-        base = self if isinstance(self, HyenaModel) else getattr(self, self.base_model_prefix)
-        return base.backbone.embeddings
+        return self.base_model.backbone.embeddings
 
     @torch.no_grad()
     def _init_weights(self, module):
