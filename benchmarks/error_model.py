@@ -8,13 +8,14 @@ fragments and stored intermediates) with the roundings the kernel makes, on the 
 random filter), and reports ||y - y_ref|| / ||y_ref|| against float64 for:
 
 * ``filter bf16`` / ``filter fp16``: the error of the filter's slots alone, made by the kernel's
-  own FFT of the taps in bf16 (the taps route today) or in fp16 with the taps scaled by a power
+  own FFT of the taps in bf16 (the prologue transform, bf16 calls above 4K) or in fp16 with the taps scaled by a power
   of two to max |k| = 1;
-* ``bf16 today``: what the kernel does for bf16 inputs with fp32 taps (the taps route: every
-  stored intermediate and the DFT fragments in bf16, fp32 accumulation, the bf16 filter slots,
-  bf16 output);
-* ``exact filter``: the same with exact filter slots; ``+ exact DFT``: also unrounded DFT
-  fragments (their share);
+* ``bf16 prologue``: what the kernel does for bf16 inputs with fp32 taps and its prologue
+  transform (every stored intermediate and the DFT fragments in bf16, fp32 accumulation, the
+  bf16-made filter slots, bf16 output);
+* ``exact filter``: the same with exact filter slots (the fp32 transform of the taps route up to
+  4K); ``F unscaled``: the same with the DFT fragments rounded unscaled (the kernel before it
+  scaled them by c = 145/128); ``+ exact DFT``: unrounded DFT fragments (their share);
 * ``fp16 filter``: the bf16 data path with the fp16 filter slots;
 * ``fp16 scaled``: fp16 intermediates and fragments, each row scaled by a power of two to
   max |u| = 1 (exact for bf16 values), the fp16 filter slots scaled to max |K| = 1, the output
@@ -36,7 +37,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "kernels"))
 from kernel_model import Kernel  # noqa: E402
 
-from longconv_models.ops.fftconv.fused import kernel_spectrum  # noqa: E402
+from longconv_models.ops.fftconv.fused import DFT_FRAGMENT_SCALE, kernel_spectrum  # noqa: E402
 
 
 def rounder(dtype):
@@ -45,6 +46,12 @@ def rounder(dtype):
 
 BF16, FP16 = rounder(torch.bfloat16), rounder(torch.float16)
 EXACT = lambda a: np.asarray(a, np.float64)  # noqa: E731
+
+
+def kernel(N, rnd, const_rnd, scaled_dft=True):
+    """The kernel model; bf16 fragments hold c F as the kernel's do (``scaled_dft``)."""
+    c = DFT_FRAGMENT_SCALE[torch.bfloat16] if const_rnd is BF16 and scaled_dft else 1.0
+    return Kernel(N, rnd, const_rnd, c)
 
 
 def pow2_scale(m: float) -> float:
@@ -56,7 +63,7 @@ def filter_slots(N, k, rnd, scaled):
     (``rnd`` its 16-bit rounding; ``scaled``: the taps first scaled so that max |k| = 1), times
     sqrt(N) (the slots' normalisation), in fp32."""
     s = pow2_scale(np.abs(k).max()) if scaled else 1.0
-    spec = Kernel(N, rnd, rnd).spectrum(k * s, np.zeros(len(k)))
+    spec = kernel(N, rnd, rnd).spectrum(k * s, np.zeros(len(k)))
     return spec * math.sqrt(N) / s
 
 
@@ -72,8 +79,8 @@ def errors(N: int, rows: int, seed: int = 0) -> dict:
     def rel(ys):
         return float(np.sqrt(sum(np.sum((y - r) ** 2) for y, r in zip(ys, refs)) / sum(np.sum(r ** 2) for r in refs)))
 
-    def run(rnd, const_rnd, slots, scale_rows=False):
-        model = Kernel(N, rnd, const_rnd)
+    def run(rnd, const_rnd, slots, scale_rows=False, scaled_dft=True):
+        model = kernel(N, rnd, const_rnd, scaled_dft)
         k_scale = pow2_scale(np.abs(slots).max()) if scale_rows else 1.0
         out = []
         for i in range(0, rows, 2):  # two rows per complex FFT, each plane with its own scale
@@ -91,6 +98,7 @@ def errors(N: int, rows: int, seed: int = 0) -> dict:
         "filter_fp16": float(np.linalg.norm(fp16_slots - exact_slots) / np.linalg.norm(exact_slots)),
         "bf16_taps_route": run(BF16, BF16, bf16_slots),
         "bf16_exact_filter": run(BF16, BF16, exact_slots),
+        "bf16_exact_filter_unscaled_dft": run(BF16, BF16, exact_slots, scaled_dft=False),
         "bf16_exact_filter_dft": run(BF16, EXACT, exact_slots),
         "bf16_fp16_filter": run(BF16, BF16, fp16_slots),
         "fp16_scaled": run(FP16, FP16, fp16_slots, scale_rows=True),
@@ -98,8 +106,9 @@ def errors(N: int, rows: int, seed: int = 0) -> dict:
     }
 
 
-COLUMNS = [("filter_bf16", "filter bf16"), ("filter_fp16", "filter fp16"), ("bf16_taps_route", "bf16 today"),
-           ("bf16_exact_filter", "exact filter"), ("bf16_exact_filter_dft", "+ exact DFT"),
+COLUMNS = [("filter_bf16", "filter bf16"), ("filter_fp16", "filter fp16"), ("bf16_taps_route", "bf16 prologue"),
+           ("bf16_exact_filter", "exact filter"), ("bf16_exact_filter_unscaled_dft", "F unscaled"),
+           ("bf16_exact_filter_dft", "+ exact DFT"),
            ("bf16_fp16_filter", "fp16 filter"), ("fp16_scaled", "fp16 scaled"), ("output_only", "output only")]
 
 

@@ -133,9 +133,12 @@ def dft_frags(inverse=False):
 # --- the kernel stages ---------------------------------------------------------------------------
 class Kernel:
     """``rnd``: the rounding of what the kernel stores in 16 bits (intermediates, operands);
-    ``const_rnd``: that of the 16-bit DFT fragments (the kernel keeps them in its element type)."""
+    ``const_rnd``: that of the 16-bit DFT fragments (the kernel keeps them in its element type);
+    ``dft_scale``: the fragments hold c F (``DFT_FRAGMENT_SCALE``: bf16 rounds c F closer than F),
+    undone as the kernel does: 1/c in the core twiddles (S1, S3), the rest in one constant on the
+    frequency-domain product and on the forward spectrum."""
 
-    def __init__(self, N, rnd=lambda x: x, const_rnd=lambda x: x):
+    def __init__(self, N, rnd=lambda x: x, const_rnd=lambda x: x, dft_scale=1.0):
         from longconv_models.ops.fftconv.fused import LANE_SLOT, fft_plan, twiddle_tables
         import torch
 
@@ -143,10 +146,12 @@ class Kernel:
         self.R0, self.R1 = fft_plan(N)
         self.S0 = N // self.R0
         self.rnd = rnd
-        self.fr, self.fi, self.nfi = (const_rnd(f) for f in dft_frags())
+        self.fr, self.fi, self.nfi = (const_rnd(dft_scale * f) for f in dft_frags())
         idx_r, idx_c = c_coords()
         self.tw_core = np.stack(
-            [np.exp(-2j * np.pi * idx_r * (8 * nt + idx_c) / 256) for nt in range(2)], 1)  # [32, 2, 4]
+            [np.exp(-2j * np.pi * idx_r * (8 * nt + idx_c) / 256) for nt in range(2)], 1) / dft_scale  # [32, 2, 4]
+        self.spectrum_comp = dft_scale ** -(1 + (self.R1 == 16))  # S2 (+ the radix-16 stage)
+        self.freq_comp = self.spectrum_comp**2  # and S4 (+ the radix-16 stage's inverse)
         st, co = twiddle_tables(torch.device("cpu"))
         st, co = st.double().numpy(), co.double().numpy()
         self.lane_slot = LANE_SLOT  # [32 lanes, 8 slots] -> position in a core tile's slots
@@ -202,7 +207,7 @@ class Kernel:
     def core(self, planes, tile, k_slots):
         rnd = self.rnd
         base = tile * 256
-        zc = self.core_forward(planes, tile) * k_slots[tile * 256 + self.lane_slot]
+        zc = self.core_forward(planes, tile) * (k_slots[tile * 256 + self.lane_slot] * self.freq_comp)
         z = [zc[:, :4].real, zc[:, 4:].real, zc[:, :4].imag, zc[:, 4:].imag]
         # S3: B operand = transposed accumulators; A = inverse DFT
         bz = [[acc_to_b(z[2 * p], z[2 * p + 1], ah, rnd) for ah in range(2)] for p in range(2)]
@@ -269,7 +274,7 @@ class Kernel:
         out = np.zeros(self.N, np.complex128)
         for tile in range(self.N // 256):
             out[tile * 256 + self.lane_slot] = self.core_forward(planes, tile)
-        return out
+        return out * self.spectrum_comp
 
     def conv(self, x0, x1, k_slots):
         """Causal conv of two real rows sharing a filter: returns (y0, y1)."""

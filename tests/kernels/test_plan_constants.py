@@ -5,6 +5,8 @@ side can drift alone (CPU)."""
 import re
 from pathlib import Path
 
+import torch
+
 import longconv_models
 from longconv_models.ops.fftconv import long as long_path
 from longconv_models.ops.fftconv import plan
@@ -23,6 +25,16 @@ def test_fused_kernel_sizes():
     assert constant("kMinFFTSize") == plan.MIN_FFT_SIZE == plan.FUSED_FFT_SIZES[0]
     assert constant("kMaxFusedFFTSize") == plan.FUSED_FFT_SIZES[-1]
     assert constant("kFilterTransformMaxFFTSize") == plan.FILTER_TRANSFORM_MAX_FFT_SIZE
+
+
+def test_dft_fragment_scale():
+    """The low-band table (Python) scales its DFT fragments as the kernel scales its own."""
+    from longconv_models.ops.fftconv.fused import DFT_FRAGMENT_SCALE
+
+    match = re.search(r"constexpr float kBf16DftScale = ([0-9.]+)f;", HEADER)
+    assert match, "kBf16DftScale not found in fftconv.h"
+    assert float(match.group(1)) == DFT_FRAGMENT_SCALE[torch.bfloat16]
+    assert DFT_FRAGMENT_SCALE[torch.float16] == 1.0
 
 
 def test_long_path_limits():

@@ -50,15 +50,16 @@ class FakeExtension:
         assert lowband_dft is None or lowband_dft.shape == (32, 12)
         return torch.zeros_like(u)
 
-    def fftconv_fwd_taps(self, u, k, k_rev, bias, twiddle, pre, post, tw_stage, tw_core, N):
+    def fftconv_fwd_taps(self, u, k, k_rev, bias, twiddle, pre, post, tw_stage, tw_core, N, fp32_filter):
         assert k.dtype == torch.float32 and k.is_contiguous()
-        if u.dtype == torch.bfloat16:  # the forward kernel transforms the taps in its prologue
+        if not fp32_filter:  # the forward kernel transforms the taps in its prologue
+            assert u.dtype == torch.bfloat16
             self.calls.append("fftconv_fwd (filter prologue)")
             return torch.zeros_like(u), torch.zeros(k.shape[0], N, 2)
         k_slots = self.filter_to_slots(k, k_rev, bias, twiddle, N)
         return self.fftconv_fwd(u, k_slots, pre, post, tw_stage, tw_core, N), k_slots
 
-    def fftconv_taps_autograd(self, u, k, k_rev, bias, pre, post, twiddle, tw_stage, tw_core, weights, N):
+    def fftconv_taps_autograd(self, u, k, k_rev, bias, pre, post, twiddle, tw_stage, tw_core, weights, N, fp32_filter):
         """The extension's C++ autograd node, mirrored: these entry points, the taps' gradient
         as filter_spectrum_adjoint computes it."""
         from longconv_models.ops.fftconv import filter_spectrum_adjoint
@@ -68,7 +69,8 @@ class FakeExtension:
         class Node(torch.autograd.Function):
             @staticmethod
             def forward(ctx, u, k, k_rev, bias, pre, post):
-                y, k_slots = ext.fftconv_fwd_taps(u, k.float(), k_rev, bias, twiddle, pre, post, tw_stage, tw_core, N)
+                y, k_slots = ext.fftconv_fwd_taps(u, k.float(), k_rev, bias, twiddle, pre, post, tw_stage, tw_core, N,
+                                                  fp32_filter)
                 ctx.save_for_backward(u, k_slots)
                 ctx.lens = (k.shape[1], 0 if k_rev is None else k_rev.shape[1], bias is not None)
                 return y
@@ -113,8 +115,10 @@ def fake(monkeypatch):
 @pytest.mark.parametrize(
     "N,dtype,fwd_calls",
     [
-        # bf16: the forward kernel transforms the taps itself, at every fused size
-        (256, torch.bfloat16, ["fftconv_fwd (filter prologue)"]),
+        # bf16: an fp32 transform up to 4K (exact slots), then the forward kernel's prologue
+        (256, torch.bfloat16, ["filter_to_slots", "fftconv_fwd"]),
+        (4096, torch.bfloat16, ["filter_to_slots", "fftconv_fwd"]),
+        (8192, torch.bfloat16, ["fftconv_fwd (filter prologue)"]),
         (16384, torch.bfloat16, ["fftconv_fwd (filter prologue)"]),
         (256, torch.float16, ["filter_to_slots", "fftconv_fwd"]),  # fp16: an fp32 transform up to 4K
         (16384, torch.float16, ["spectrum_to_slots", "fftconv_fwd"]),  # then rfft + layout
@@ -144,7 +148,10 @@ def test_plain_inference_call_takes_the_short_route(fake):
     u, k = torch.randn(2, 3, 100).bfloat16(), torch.randn(3, 100)
     y = fftconv_mod._plain_taps_inference(u, k, None)
     assert y is not None and y.shape == u.shape
-    assert fake.calls == ["fftconv_fwd (filter prologue)"] and lcm.last_backend() == ("cuda", "")
+    assert fake.calls == ["filter_to_slots", "fftconv_fwd"] and lcm.last_backend() == ("cuda", "")
+    fake.calls.clear()
+    assert fftconv_mod._plain_taps_inference(u, k, 8192) is not None
+    assert fake.calls == ["fftconv_fwd (filter prologue)"]
     fake.calls.clear()
     assert lcm.fftconv(u.half(), k, fft_size=4096) is not None
     assert fake.calls == ["filter_to_slots", "fftconv_fwd"]

@@ -19,6 +19,13 @@ constexpr int kMaxOuter = 512;            // the long path: N = M1 * M2, M1 <= 5
 constexpr int kMinInner = 4096;           // 4096 <= M2 <= kMaxFusedFFTSize
 constexpr int kMaxLongFFTSize = 1 << 22;  // 4M points
 
+// The tensor-core DFT fragments hold c * F (F the unitary 16-point DFT): bf16 rounds
+// cos(pi/8) / 4 with a 2.1e-3 relative error, the largest single term of the data path's error;
+// times c = 145/128 every value of F rounds within 3.0e-4 (c has 8 significant bits, so the +-1/4
+// entries stay exact). The kernels undo c in fp32 (fftconv_kernel.cuh: dft_scale). fp16's
+// fragments round within 3.0e-4 unscaled. ops/fftconv/fused.py scales the low-band table alike.
+constexpr float kBf16DftScale = 1.1328125f;
+
 // Largest FFT size of the fp32 shared-memory filter transforms (filter_to_slots and the taps'
 // gradient, launch_partials_to_taps_grad): an N/2-point complex FFT, 64 KB of buffers.
 constexpr int kFilterTransformMaxFFTSize = 8192;

@@ -283,17 +283,18 @@ at::Tensor filter_spectrum_slots(const at::Tensor& k, const c10::optional<at::Te
 }
 
 // The taps route's forward in one host call: (y, the filter in kernel slot order, kept for the
-// backward). bf16 calls
-// compute the filter's spectrum in the forward kernel's prologue (its own forward FFT on the tensor
-// cores: no second launch); fp16 calls transform it in fp32 first (filter_to_slots: fp16's tighter
-// accuracy, N <= 8192).
+// backward). fp32_filter (ops/fftconv/plan.py: filter_in_fp32): the filter is transformed in fp32
+// first (filter_to_slots, N <= 8192: exact slots); else (bf16 calls) the forward kernel's prologue
+// computes its spectrum on its own forward FFT (tensor cores, no second launch).
 std::vector<at::Tensor> fftconv_fwd_taps(const at::Tensor& u, const at::Tensor& k,
                                         const c10::optional<at::Tensor>& k_rev,
                                         const c10::optional<at::Tensor>& bias, const at::Tensor& twiddle,
                                         const c10::optional<at::Tensor>& pre,
                                         const c10::optional<at::Tensor>& post, const at::Tensor& tw_stage,
-                                        const at::Tensor& tw_core, int64_t fft_size) {
-  if (u.scalar_type() != at::kBFloat16) {
+                                        const at::Tensor& tw_core, int64_t fft_size, bool fp32_filter) {
+  CHECK_ARG(fp32_filter || u.scalar_type() == at::kBFloat16,
+            "fftconv_fwd_taps: only bf16 calls transform the filter in the kernel's prologue");
+  if (fp32_filter) {
     auto k_slots = filter_to_slots(k, k_rev, bias, twiddle, fft_size);
     return {fftconv_fwd(u, k_slots, pre, post, tw_stage, tw_core, fft_size, c10::nullopt), k_slots};
   }
@@ -318,13 +319,15 @@ struct TapsFFTConv : public torch::autograd::Function<TapsFFTConv> {
                                const c10::optional<at::Tensor>& k_rev, const c10::optional<at::Tensor>& bias,
                                const c10::optional<at::Tensor>& pre, const c10::optional<at::Tensor>& post,
                                const at::Tensor& twiddle, const at::Tensor& tw_stage,
-                               const at::Tensor& tw_core, const at::Tensor& adjoint_weights, int64_t fft_size) {
+                               const at::Tensor& tw_core, const at::Tensor& adjoint_weights, int64_t fft_size,
+                               bool fp32_filter) {
     const auto f32 = [](const at::Tensor& t) { return t.to(at::kFloat).contiguous(); };
     const auto f32_opt = [&](const c10::optional<at::Tensor>& t) -> c10::optional<at::Tensor> {
       return t ? c10::optional<at::Tensor>(f32(*t)) : c10::nullopt;
     };
     check_half_twiddle(twiddle, fft_size, u.device());  // (the backward's taps gradient uses it)
-    auto r = fftconv_fwd_taps(u, f32(k), f32_opt(k_rev), f32_opt(bias), twiddle, pre, post, tw_stage, tw_core, fft_size);
+    auto r = fftconv_fwd_taps(u, f32(k), f32_opt(k_rev), f32_opt(bias), twiddle, pre, post, tw_stage, tw_core, fft_size,
+                              fp32_filter);
     auto y = r[0], k_slots = r[1];
     const at::Tensor none;
     ctx->save_for_backward(
@@ -372,7 +375,7 @@ struct TapsFFTConv : public torch::autograd::Function<TapsFFTConv> {
       if (ctx->saved_data["has_bias"].toBool()) dbias = d_buf.select(1, 0).to(ctx->saved_data["bias_dtype"].toScalarType());
     }
     const at::Tensor none;
-    return {r.du, dk, dk_rev, dbias, r.dpre, r.dpost, none, none, none, none, none};
+    return {r.du, dk, dk_rev, dbias, r.dpre, r.dpost, none, none, none, none, none, none};
   }
 };
 
@@ -383,8 +386,9 @@ at::Tensor fftconv_taps_autograd(const at::Tensor& u, const at::Tensor& k,
                                     const c10::optional<at::Tensor>& pre, const c10::optional<at::Tensor>& post,
                                     const at::Tensor& twiddle, const at::Tensor& tw_stage,
                                     const at::Tensor& tw_core, const at::Tensor& adjoint_weights,
-                                    int64_t fft_size) {
-  return TapsFFTConv::apply(u, k, k_rev, bias, pre, post, twiddle, tw_stage, tw_core, adjoint_weights, fft_size);
+                                    int64_t fft_size, bool fp32_filter) {
+  return TapsFFTConv::apply(u, k, k_rev, bias, pre, post, twiddle, tw_stage, tw_core, adjoint_weights, fft_size,
+                            fp32_filter);
 }
 
 }  // namespace longconv::fftconv

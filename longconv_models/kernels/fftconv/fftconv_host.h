@@ -26,12 +26,12 @@ std::vector<at::Tensor> fftconv_bwd(const at::Tensor& dy, const at::Tensor& u, c
 std::vector<at::Tensor> fftconv_fwd_taps(const at::Tensor& u, const at::Tensor& k, const OptTensor& k_rev,
                                          const OptTensor& bias, const at::Tensor& twiddle, const OptTensor& pre,
                                          const OptTensor& post, const at::Tensor& tw_stage, const at::Tensor& tw_core,
-                                         int64_t fft_size);
+                                         int64_t fft_size, bool fp32_filter);
 // The taps route as a C++ autograd node (the eager training route at the fused sizes).
 at::Tensor fftconv_taps_autograd(const at::Tensor& u, const at::Tensor& k, const OptTensor& k_rev,
                                  const OptTensor& bias, const OptTensor& pre, const OptTensor& post,
                                  const at::Tensor& twiddle, const at::Tensor& tw_stage, const at::Tensor& tw_core,
-                                 const at::Tensor& adjoint_weights, int64_t fft_size);
+                                 const at::Tensor& adjoint_weights, int64_t fft_size, bool fp32_filter);
 
 // ---- filter transforms (fftconv_host.cpp) ----
 at::Tensor spectrum_to_slots(const at::Tensor& k_f, int64_t fft_size, int64_t outer, bool low_band);

@@ -30,23 +30,32 @@ __device__ __forceinline__ int swz(int e) {
   return (c << 3) | (e & 7);
 }
 
-// The unitary 16-point DFT, F[a][i] = exp(-2 pi i a i / 16) / 4, as A fragments of its real part,
-// imaginary part and negated imaginary part. F is symmetric, so the same registers also serve as
-// B fragments (n-tile h: registers {h, 2+h}).
+// The scale c of the DFT fragments (kBf16DftScale in fftconv.h). Each tensor-core DFT multiplies
+// by c; the core twiddles carry 1/c (undoing S1 and S3), and one constant on the frequency-domain
+// product undoes S2, S4 and the radix-16 stage's two DFTs (Block::freq_comp).
+template <typename T>
+__host__ __device__ constexpr float dft_scale() {
+  return std::is_same<T, __nv_bfloat16>::value ? kBf16DftScale : 1.f;
+}
+
+// The unitary 16-point DFT times c, c F[a][i] = c exp(-2 pi i a i / 16) / 4, as A fragments of its
+// real part, imaginary part and negated imaginary part. F is symmetric, so the same registers also
+// serve as B fragments (n-tile h: registers {h, 2+h}).
 template <typename T>
 struct Dft16 {
   uint32_t fr[4], fi[4], nfi[4];
 
   __device__ void init(int lane) {
     const int g = lane >> 2, t = lane & 3;
+    constexpr float q = 0.25f * dft_scale<T>();
 #pragma unroll
     for (int r = 0; r < 4; ++r) {
       const int row = g + 8 * (r & 1), col = 2 * t + 8 * (r >> 1);
       const float2 w0 = unit_root(row * col % 16, 16);
       const float2 w1 = unit_root(row * (col + 1) % 16, 16);
-      fr[r] = pack2<T>(0.25f * w0.x, 0.25f * w1.x);
-      fi[r] = pack2<T>(0.25f * w0.y, 0.25f * w1.y);
-      nfi[r] = pack2<T>(-0.25f * w0.y, -0.25f * w1.y);
+      fr[r] = pack2<T>(q * w0.x, q * w1.x);
+      fi[r] = pack2<T>(q * w0.y, q * w1.y);
+      nfi[r] = pack2<T>(-q * w0.y, -q * w1.y);
     }
   }
   // Real-block form of F (forward) and of conj(F) (inverse): block (row part mt, col part ks).
@@ -136,8 +145,11 @@ struct Block {
   const int64_t HL, hL;    // H * L and h * L: row (b, h) starts at b * HL + hL
   int tile_lds, tile_sts[2][2];  // this lane's swizzled ldmatrix / store offsets within a core tile
   const bool stage1;  // the radix-16 tensor-core stage (N >= 4096)
+  // 1 / c^(tensor-core DFTs not undone by a twiddle): forward spectra (S2, radix-16 stage) and
+  // the frequency-domain product (those of the forward and of the inverse: S4, radix-16 stage)
+  const float spectrum_comp, freq_comp;
   Dft16<T> dft;
-  float2 tw_core[2][4];  // W256^(row*col) at the accumulator positions of this lane
+  float2 tw_core[2][4];  // W256^(row*col) / c at the accumulator positions of this lane
 
   // row: the channel (filter row) this block works on (default: blockIdx.x)
   __device__ Block(const Params& params, unsigned char* shared, int row = -1)
@@ -155,7 +167,9 @@ struct Block {
         log_lchunks(ilog2(2 * ((params.L + 7) / 8) - 1)),
         HL(static_cast<int64_t>(params.H) * params.L),
         hL(static_cast<int64_t>(h) * params.L),
-        stage1(params.N / (kCore * R0) == 16) {
+        stage1(params.N / (kCore * R0) == 16),
+        spectrum_comp(stage1 ? 1.f / (dft_scale<T>() * dft_scale<T>()) : 1.f / dft_scale<T>()),
+        freq_comp(spectrum_comp * spectrum_comp) {
     const SmemLayout lay(N, P, p.L, p.use_staging, sizeof(T));
     smem = reinterpret_cast<T*>(shared);
     staging = reinterpret_cast<T*>(shared + lay.planes_bytes);
@@ -167,6 +181,8 @@ struct Block {
 #pragma unroll
       for (int r = 0; r < 4; ++r)
         tw_core[nt][r] = unit_root((g + 8 * (r >> 1)) * (8 * nt + 2 * t + (r & 1)), kCore);
+    for (auto& row : tw_core)
+      for (auto& w : row) w = scale2(w, 1.f / dft_scale<T>());
     // Within a core tile (256 elements = 32 chunks at tile*256), swz(tile*256 + e) =
     // tile*256 + (swz(e) ^ ((tile & 7) << 3)): precompute swz(e) for this lane's accesses.
     const int m = lane >> 3;
@@ -550,8 +566,9 @@ struct Block {
     for (int tile = warp; tile < tiles; tile += kWarps) {
       float2 zs[8];
       core_forward(zs, 0, tile);
+      const float sc = scale * spectrum_comp;
 #pragma unroll
-      for (int s = 0; s < 8; ++s) zs[s] = make_float2(fmaf(zs[s].x, scale, bias), zs[s].y * scale);
+      for (int s = 0; s < 8; ++s) zs[s] = make_float2(fmaf(zs[s].x, sc, bias), zs[s].y * sc);
       emit(lane_slots(tile, lane), zs);
     }
   }
@@ -720,6 +737,8 @@ struct Block {
       if (stage1) load8(tw_epi, p.tw_core + lane_slots(tile % 16, lane));
       if constexpr (kMode == CoreMode::kGradConv) {
         core_forward(zs, pair, tile);
+#pragma unroll
+        for (int s = 0; s < 8; ++s) zs[s] = scale2(zs[s], freq_comp);  // X is saved uncompensated: conj(X) DC once
         // S += conj(X) DC in this block's accumulator (NaN if a row of the pair was non-finite)
         const bool bad = flag(0, pair, 0) | flag(0, pair, 1) | flag(1, pair, 0) | flag(1, pair, 1);
         float2* s_ptr = p.s_partial + ((static_cast<int64_t>(blockIdx.y) * p.H + h) * P + pair) * N + slot_off;
@@ -740,7 +759,7 @@ struct Block {
         core_forward(zs, pair, tile);
         if constexpr (kMode == CoreMode::kSaveSpectrumConv) store8(x_slots, zs);
 #pragma unroll
-        for (int s = 0; s < 8; ++s) zs[s] = cmul(zs[s], kv[s]);
+        for (int s = 0; s < 8; ++s) zs[s] = cmul(zs[s], scale2(kv[s], freq_comp));
       }
       core_inverse(zs, pair, tile, tw_epi);
     }
@@ -757,7 +776,7 @@ struct Block {
     float2 zs[8];
     core_forward<true>(zs, pair, tile, &lb);
 #pragma unroll
-    for (int s = 0; s < 4; ++s) zs[s] = cmul(zs[s], kv[s]);
+    for (int s = 0; s < 4; ++s) zs[s] = cmul(zs[s], scale2(kv[s], freq_comp));
     core_inverse<true>(zs, pair, tile, tw_epi, &lb);
   }
 

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.weak import WeakIdKeyDictionary
 
+from .plan import filter_in_fp32
 from .reference import irfft_grad_weights
 
 CORE = 256  # points of the in-register core (16 x 16)
@@ -186,17 +187,23 @@ def _pack16(values: np.ndarray, dtype: torch.dtype) -> np.ndarray:
     return words.view(np.int32)
 
 
+# The scale c of the kernels' 16-bit DFT fragments (kBf16DftScale in kernels/fftconv/fftconv.h: bf16
+# rounds c F within 3.0e-4 where it rounds F within 2.1e-3; the kernels undo c in fp32).
+DFT_FRAGMENT_SCALE = {torch.bfloat16: 1.1328125, torch.float16: 1.0}
+
+
 @functools.lru_cache(maxsize=None)
 def lowband_dft_table(device: torch.device, dtype: torch.dtype) -> Tensor:
     """The low-band core's DFT fragments (``LowBandDft`` in fftconv_kernel.cuh), (32, 12) int32:
-    per lane (g = lane // 4, t = lane % 4), with F'[j][c] = exp(-2 pi i j perm(c) / 16) / 4 and
-    perm = LOW_BAND_COLUMNS[:8]:
+    per lane (g = lane // 4, t = lane % 4), with F'[j][c] = c exp(-2 pi i j perm(c) / 16) / 4
+    (c = ``DFT_FRAGMENT_SCALE[dtype]``, as the kernel's own fragments) and perm = LOW_BAND_COLUMNS[:8]:
     B' (rows 2t, 2t+1 | 2t+8, 2t+9, column g) as real, imaginary, negated imaginary, then
     A' (row g | g+8, columns 2t, 2t+1) likewise."""
     perm = LOW_BAND_COLUMNS[:8]
     lane = np.arange(32)
     g, t = lane // 4, lane % 4
-    f = lambda j, c: np.exp(-2j * np.pi * j * perm[c] / 16) / 4  # noqa: E731
+    scale = DFT_FRAGMENT_SCALE[dtype] / 4
+    f = lambda j, c: scale * np.exp(-2j * np.pi * j * perm[c] / 16)  # noqa: E731
     pair = lambda z0, z1: np.stack([z0, z1], -1)  # noqa: E731
     b = [pair(f(2 * t + 8 * h, g), f(2 * t + 8 * h + 1, g)) for h in range(2)]  # reg h: k-half h
     a = [pair(f(g + 8 * h, 2 * t), f(g + 8 * h, 2 * t + 1)) for h in range(2)]  # reg h: rows g + 8h
@@ -239,13 +246,14 @@ def filter_spectrum_slots_cuda(mod, k: Tensor, k_rev: Tensor | None, bias: Tenso
 
 
 def taps_fwd_cuda(mod, u: Tensor, k: Tensor, k_rev, bias, pre_gate, post_gate, fft_size: int) -> tuple[Tensor, Tensor]:
-    """(y, the filter in kernel layout) in one host call (eager calls at 256-4K are host-bound): bf16
-    calls transform the taps in the forward kernel's prologue (as :func:`filter_spectrum_slots_cuda`),
-    fp16 calls with :func:`filter_slots_cuda` first."""
+    """(y, the filter in kernel layout) in one host call (eager calls at 256-4K are host-bound): the
+    taps transformed by :func:`filter_slots_cuda` first (``plan.filter_in_fp32``), or in the forward
+    kernel's prologue (bf16 calls above that: as :func:`filter_spectrum_slots_cuda`)."""
     device = u.device
     tw_stage, tw_core = twiddle_tables(device)
     y, k_slots = mod.fftconv_fwd_taps(u, _fp32(k), _fp32(k_rev), _fp32(bias), half_twiddles(fft_size, device),
-                                      pre_gate, post_gate, tw_stage, tw_core, fft_size)
+                                      pre_gate, post_gate, tw_stage, tw_core, fft_size,
+                                      filter_in_fp32(u.dtype, fft_size))
     return y, k_slots
 
 
@@ -274,7 +282,7 @@ def taps_fftconv_autograd(mod, u: Tensor, pre_gate, post_gate, fft_size: int, k:
     device = u.device
     tw_stage, tw_core = twiddle_tables(device)
     return mod.fftconv_taps_autograd(u, k, k_rev, bias, pre_gate, post_gate, half_twiddles(fft_size, device),
-                                     tw_stage, tw_core, adjoint_weights, fft_size)
+                                     tw_stage, tw_core, adjoint_weights, fft_size, filter_in_fp32(u.dtype, fft_size))
 
 
 def low_band_fwd_cuda(mod, u: Tensor, k_f: Tensor, pre_gate, post_gate, fft_size: int) -> Tensor:

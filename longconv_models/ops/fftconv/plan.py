@@ -20,10 +20,19 @@ KERNEL_DTYPES = (torch.bfloat16, torch.float16)
 # fused size), fp16 calls with an fp32 one-launch transform (fp16 keeps its tighter accuracy; it
 # beats rfft + layout up to 4K). Above: ``Route.LONG_TAPS`` or the spectrum (``plan_route``).
 TAPS_ROUTE_MAX_FFT_SIZE = {torch.bfloat16: 16384, torch.float16: 4096}
-# The fp32 one-launch filter transform (``fused.filter_to_slots``, fp16's taps route) and the
-# taps' gradient straight from the backward's accumulators run up to this size.
+# The fp32 one-launch filter transform (``fused.filter_to_slots``) and the taps' gradient straight
+# from the backward's accumulators run up to this size.
 FILTER_TRANSFORM_MAX_FFT_SIZE = 8192
-assert TAPS_ROUTE_MAX_FFT_SIZE[torch.float16] <= FILTER_TRANSFORM_MAX_FFT_SIZE
+# Up to this size the taps route transforms the filter with ``filter_to_slots`` (fp32, exact slots)
+# for bf16 calls too; above, bf16 calls use the forward kernel's prologue (bf16 taps and
+# intermediates: the slots carry 2-3e-3 of rounding, the largest term of a bf16 call's error).
+FP32_FILTER_MAX_FFT_SIZE = 4096
+assert TAPS_ROUTE_MAX_FFT_SIZE[torch.float16] <= FP32_FILTER_MAX_FFT_SIZE <= FILTER_TRANSFORM_MAX_FFT_SIZE
+
+
+def filter_in_fp32(dtype: torch.dtype, fft_size: int) -> bool:
+    """Whether a taps-route call transforms its filter in fp32 first (else in the kernel's prologue)."""
+    return dtype != torch.bfloat16 or fft_size <= FP32_FILTER_MAX_FFT_SIZE
 
 
 def takes_long_path(fft_size: int, dtype: torch.dtype) -> bool:
