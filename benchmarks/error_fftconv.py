@@ -51,11 +51,10 @@ def measure(N: int, dtype: torch.dtype, device: str, elements: int, seed: int = 
     spec = lcm.prepare_filter(k, L, fft_size=N)
     row["err_fwd_spectrum"] = rel(lcm.fftconv(u, spec), y64)
     if dtype == torch.bfloat16 and N <= 16384:  # the filter transformed in the kernel's prologue
+        from longconv_models.ops import dispatch
         from longconv_models.ops.fftconv import fused
 
-        from longconv_models.extension import load_extension
-
-        mod = load_extension()
+        mod = dispatch.cuda_module("fftconv")
         slots = fused.filter_spectrum_slots_cuda(mod, k, None, None, N)
         row["err_fwd_prologue"] = rel(fused.fftconv_fwd_slots(mod, u, slots, None, None, N), y64)
     row["err_out_rounding"] = rel(y64.to(dtype), y64)
@@ -68,58 +67,15 @@ def measure(N: int, dtype: torch.dtype, device: str, elements: int, seed: int = 
     return row
 
 
-def time_routes(N: int, B: int, H: int, device: str) -> dict:
-    """Graph-replay milliseconds of the default bf16 call from taps and of the same call with the
-    filter transformed in fp32 (``filter_to_slots`` up to 4K, rfft + layout above), at (B, H)."""
-    from longconv_models.ops.fftconv import fused
-    from timing import graph_median_ms as graph_ms
-
-    def graph_median_ms(fn):
-        try:
-            return graph_ms(fn)
-        except Exception as e:  # noqa: BLE001  (a route that cannot be captured: report, go on)
-            print(f"N={N}: {type(e).__name__}: {e}", file=sys.stderr)
-            return float("nan")
-
-    from longconv_models.extension import load_extension
-
-    mod = load_extension()
-    L = N // 2
-    u = torch.randn(B, H, L, device=device).to(torch.bfloat16)
-    k = torch.randn(H, L, device=device) * torch.exp(-torch.arange(L, device=device) / (0.1 * L))[None]
-    row = {"N": N, "B": B, "H": H, "floor_ms": graph_median_ms(lambda: u.clone())}
-    row["taps_ms"] = graph_median_ms(lambda: lcm.fftconv(u, k, fft_size=N))
-    if N <= 4096:
-        def fp32_filter():
-            return fused.fftconv_fwd_slots(mod, u, fused.filter_slots_cuda(mod, k, None, None, N), None, None, N)
-    else:
-        def fp32_filter():
-            return lcm.fftconv(u, lcm.prepare_filter(k, L, fft_size=N))
-    row["fp32_filter_ms"] = graph_median_ms(fp32_filter)
-    if N <= 8192:
-        row["filter_fp32_ms"] = graph_median_ms(lambda: fused.filter_slots_cuda(mod, k, None, None, N))
-        row["filter_rfft_ms"] = graph_median_ms(lambda: lcm.prepare_filter(k, L, fft_size=N))
-    return row
-
-
-TIME_SHAPES = {256: (64, 768), 1024: (64, 768), 4096: (64, 768), 8192: (32, 768), 16384: (32, 768),
-               32768: (16, 768), 65536: (8, 768), 262144: (8, 192), 1048576: (8, 48), 4194304: (8, 16)}
-
-
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
     ap.add_argument("--dtypes", default="bfloat16,float16")
     ap.add_argument("--elements", type=int, default=2**23, help="B * H * L per size")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--time", action="store_true", help="also time the fp32 filter transform (bf16, graphs)")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    rows, times = [], []
-    if args.time:
-        for N in map(int, args.sizes.split(",")):
-            times.append(time_routes(N, *TIME_SHAPES[N], args.device))
-            print(json.dumps(times[-1]), file=sys.stderr, flush=True)
+    rows = []
     for dt in args.dtypes.split(","):
         for N in map(int, args.sizes.split(",")):
             r = measure(N, getattr(torch, dt), args.device, args.elements)
@@ -129,14 +85,10 @@ def main(argv=None) -> None:
     print(f"{'dtype':>8} {'N':>8} " + " ".join(f"{c[4:]:>13}" for c in cols) + "  route")
     for r in rows:
         print(f"{r['dtype']:>8} {r['N']:>8} " + " ".join(f"{r.get(c, float('nan')):>13.2e}" for c in cols) + f"  {r['route']}")
-    for r in times:
-        print(f"N {r['N']:>8} floor {r['floor_ms']:.4f} ms  taps {r['taps_ms']:.4f}  fp32 filter "
-              f"{r['fp32_filter_ms']:.4f} ({r['fp32_filter_ms'] / r['taps_ms']:.3f}x)"
-              + (f"  transform alone {r['filter_fp32_ms']:.4f}" if "filter_fp32_ms" in r else ""))
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-                       "rows": rows, "times": times}, f, indent=1)
+                       "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":

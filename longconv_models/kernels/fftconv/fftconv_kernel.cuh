@@ -180,9 +180,7 @@ struct Block {
     for (int nt = 0; nt < 2; ++nt)
 #pragma unroll
       for (int r = 0; r < 4; ++r)
-        tw_core[nt][r] = unit_root((g + 8 * (r >> 1)) * (8 * nt + 2 * t + (r & 1)), kCore);
-    for (auto& row : tw_core)
-      for (auto& w : row) w = scale2(w, 1.f / dft_scale<T>());
+        tw_core[nt][r] = scale2(unit_root((g + 8 * (r >> 1)) * (8 * nt + 2 * t + (r & 1)), kCore), 1.f / dft_scale<T>());
     // Within a core tile (256 elements = 32 chunks at tile*256), swz(tile*256 + e) =
     // tile*256 + (swz(e) ^ ((tile & 7) << 3)): precompute swz(e) for this lane's accesses.
     const int m = lane >> 3;

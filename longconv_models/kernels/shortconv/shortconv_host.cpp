@@ -18,7 +18,11 @@ DType short_dtype(const at::Tensor& x) {
   }
 }
 
-Params short_params(const at::Tensor& x, int64_t K, int64_t pad_left, bool channels_last) {
+// The launch parameters of x (B, H, L) or (B, L, H) and the fp32 weight w (H, K).
+Params short_params(const at::Tensor& x, const at::Tensor& w, int64_t pad_left, bool channels_last) {
+  CHECK_CUDA_TENSOR(w, "weight");
+  CHECK_ARG(w.dim() == 2 && w.scalar_type() == at::kFloat, "weight must be (H, K) float32");
+  const int64_t K = w.size(1);
   CHECK_CUDA_TENSOR(x, "x");
   CHECK_ARG(x.dim() == 3, "x must be 3-D, got ", x.sizes());
   CHECK_ARG(K >= 1 && K <= kMaxWidth, "kernel size must be in [1, ", kMaxWidth, "], got ", K);
@@ -31,7 +35,9 @@ Params short_params(const at::Tensor& x, int64_t K, int64_t pad_left, bool chann
   p.K = static_cast<int>(K);
   p.pad_left = static_cast<int>(pad_left);
   p.channels_last = channels_last;
+  CHECK_ARG(w.size(0) == p.H && w.device() == x.device(), "weight must be (H, K) on x's device");
   p.x = x.data_ptr();
+  p.w = w.data_ptr<float>();
   return p;
 }
 
@@ -39,10 +45,7 @@ Params short_params(const at::Tensor& x, int64_t K, int64_t pad_left, bool chann
 
 at::Tensor shortconv_fwd(const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& bias,
                             int64_t pad_left, bool channels_last, bool reverse_taps) {
-  CHECK_CUDA_TENSOR(w, "weight");
-  CHECK_ARG(w.dim() == 2 && w.scalar_type() == at::kFloat, "weight must be (H, K) float32");
-  auto p = short_params(x, w.size(1), pad_left, channels_last);
-  CHECK_ARG(w.size(0) == p.H && w.device() == x.device(), "weight must be (H, K) on x's device");
+  auto p = short_params(x, w, pad_left, channels_last);
   if (bias) {
     CHECK_CUDA_TENSOR(*bias, "bias");
     CHECK_ARG(bias->dim() == 1 && bias->size(0) == p.H && bias->scalar_type() == at::kFloat &&
@@ -52,7 +55,6 @@ at::Tensor shortconv_fwd(const at::Tensor& x, const at::Tensor& w, const c10::op
   const c10::cuda::CUDAGuard guard(x.device());
   auto y = at::empty_like(x);
   p.reverse_taps = reverse_taps;
-  p.w = w.data_ptr<float>();
   p.bias = bias ? bias->data_ptr<float>() : nullptr;
   p.y = y.data_ptr();
   const cudaError_t err = launch_forward(p, short_dtype(x), c10::cuda::getCurrentCUDAStream());
@@ -62,15 +64,11 @@ at::Tensor shortconv_fwd(const at::Tensor& x, const at::Tensor& w, const c10::op
 
 std::tuple<at::Tensor, at::Tensor> shortconv_bwd(const at::Tensor& x, const at::Tensor& dy, const at::Tensor& w,
                                                 int64_t pad_left, bool channels_last) {
-  CHECK_CUDA_TENSOR(w, "weight");
-  CHECK_ARG(w.dim() == 2 && w.scalar_type() == at::kFloat, "weight must be (H, K) float32");
-  auto p = short_params(x, w.size(1), pad_left, channels_last);
-  CHECK_ARG(w.size(0) == p.H && w.device() == x.device(), "weight must be (H, K) on x's device");
+  auto p = short_params(x, w, pad_left, channels_last);
   check_like(dy, x, "dy");
   const c10::cuda::CUDAGuard guard(x.device());
   auto dx = at::empty_like(x);
   auto partial = at::empty({weight_grad_partials(p), p.H, p.K + 1}, x.options().dtype(at::kFloat));
-  p.w = w.data_ptr<float>();
   p.dy = dy.data_ptr();
   p.y = dx.data_ptr();
   p.dw_partial = partial.data_ptr<float>();

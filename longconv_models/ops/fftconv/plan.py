@@ -16,9 +16,9 @@ KERNEL_FFT_SIZES = FUSED_FFT_SIZES + LONG_FFT_SIZES
 
 KERNEL_DTYPES = (torch.bfloat16, torch.float16)
 # Up to these sizes the eager CUDA route transforms a time-domain filter itself, in the same host
-# call as the convolution: bf16 calls on the fused kernel's own forward FFT (tensor cores, every
-# fused size), fp16 calls with an fp32 one-launch transform (fp16 keeps its tighter accuracy; it
-# beats rfft + layout up to 4K). Above: ``Route.LONG_TAPS`` or the spectrum (``plan_route``).
+# call as the convolution: with the fp32 one-launch transform up to 4K (``filter_in_fp32``; it
+# beats rfft + layout there), bf16 calls above that on the fused kernel's own forward FFT (tensor
+# cores). Above: ``Route.LONG_TAPS`` or the spectrum (``plan_route``).
 TAPS_ROUTE_MAX_FFT_SIZE = {torch.bfloat16: 16384, torch.float16: 4096}
 # The fp32 one-launch filter transform (``fused.filter_to_slots``) and the taps' gradient straight
 # from the backward's accumulators run up to this size.
